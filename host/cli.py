@@ -1,0 +1,45 @@
+"""``zynqmm``: the appliance's command line.
+
+Each subcommand lives next to the code it drives and registers itself through
+a ``register(subparsers)`` function in the modules listed in ``COMMANDS``.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+COMMANDS = [
+    "host.inspect.decode_cmd",   # zynqmm decode
+    "host.marketday.cli",        # zynqmm gen-day
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="zynqmm",
+        description="zynqmm: options market-making appliance and its toolkit",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for modname in COMMANDS:
+        importlib.import_module(modname).register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        rc = args.func(args)
+    except BrokenPipeError:
+        # `zynqmm decode ... | head` closes stdout early: not an error.
+        sys.stderr.close()
+        return 0
+    except KeyboardInterrupt:
+        return 130
+    return int(rc or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
