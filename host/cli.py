@@ -11,6 +11,7 @@ import sys
 
 COMMANDS = [
     "host.inspect.decode_cmd",   # zynqmm decode
+    "host.inspect.book_cmd",     # zynqmm book
     "host.marketday.cli",        # zynqmm gen-day
 ]
 
