@@ -379,12 +379,14 @@ W_UPDATE = BOOK_UPDATE_DTYPE.itemsize // 4
 W_TRADE = TRADE_DTYPE.itemsize // 4
 _U = {name: BOOK_UPDATE_DTYPE.fields[name][1] // 4 for name in BOOK_UPDATE_DTYPE.names}
 _T = {name: TRADE_DTYPE.fields[name][1] // 4 for name in TRADE_DTYPE.names}
-UW_HEAD, UW_MSG_INDEX, UW_SEQ, UW_TIMESTAMP = _U["stock_locate"], _U["msg_index"], _U["seq"], _U["timestamp"]
+UW_HEAD, UW_MSG_INDEX = _U["stock_locate"], _U["msg_index"]
+UW_SEQ, UW_TIMESTAMP = _U["seq"], _U["timestamp"]
 UW_BID_PRICE, UW_BID_SHARES, UW_BID_ORDERS = _U["bid_price"], _U["bid_shares"], _U["bid_orders"]
 UW_ASK_PRICE, UW_ASK_SHARES, UW_ASK_ORDERS = _U["ask_price"], _U["ask_shares"], _U["ask_orders"]
-TW_HEAD, TW_MSG_INDEX, TW_SEQ, TW_TIMESTAMP = _T["stock_locate"], _T["msg_index"], _T["seq"], _T["timestamp"]
-TW_REF, TW_MATCH, TW_SHARES, TW_PRICE = (_T["order_reference_number"], _T["match_number"],
-                                     _T["shares"], _T["price"])
+TW_HEAD, TW_MSG_INDEX = _T["stock_locate"], _T["msg_index"]
+TW_SEQ, TW_TIMESTAMP = _T["seq"], _T["timestamp"]
+TW_REF, TW_MATCH = _T["order_reference_number"], _T["match_number"]
+TW_SHARES, TW_PRICE = _T["shares"], _T["price"]
 TW_RESERVED = _T["reserved"]
 _MASK32 = np.int64(0xFFFFFFFF)
 

@@ -233,7 +233,8 @@ class ReferenceBook:
             try:
                 msg = decode_message(data, off, off + int(length))
             except DecodeError as exc:
-                self.counters["decode_" + exc.reason] = self.counters.get("decode_" + exc.reason, 0) + 1
+                key = "decode_" + exc.reason
+                self.counters[key] = self.counters.get(key, 0) + 1
                 continue
             row = self._apply(msg, q, idx)
             if row is not None:
@@ -259,12 +260,6 @@ class ReferenceBook:
             book = self.books[locate] = StockBook()
         return book
 
-    def _snapshot(self, locate: int):
-        book = self.books.get(locate)
-        if book is None:
-            return [], []
-        return book.bids.top(), book.asks.top()
-
     def _check_locate(self, locate: int) -> None:
         if locate not in self._symbols:
             self.counters["unknown_locate"] += 1
@@ -274,7 +269,7 @@ class ReferenceBook:
         locate = msg.stock_locate
         if kind in "AF":
             self._check_locate(locate)
-            before = self._snapshot(locate)
+            before = self.top(locate)
             self._add(locate, msg.order_reference_number, msg.buy_sell_indicator,
                       msg.price, msg.shares)
         elif kind in "ECXDU":
@@ -287,7 +282,7 @@ class ReferenceBook:
             if order.locate != locate:
                 self.counters["locate_mismatch"] += 1
             locate = order.locate
-            before = self._snapshot(locate)
+            before = self.top(locate)
             if kind in "EC":
                 self._execute(msg, ref, order, seq, msg_index)
             elif kind == "X":
@@ -321,7 +316,7 @@ class ReferenceBook:
             return None
         else:
             return None
-        after = self._snapshot(locate)
+        after = self.top(locate)
         if after == before:
             return None
         self.counters["book_updates"] += 1

@@ -10,7 +10,8 @@ nothing is copied.
 A feed is one UDP destination (dst_ip, dst_port); a stream is a MoldUDP64
 session name.  Datagrams are validated as strictly as
 ``host.protocols.moldudp64.decode_packet`` does and a bad one is counted on
-its feed under the same reason and skipped.  One reason exists only here:
+its feed under the same reason and skipped (a payload reaching outside its
+chunk's buffer counts as ``truncated``).  One reason exists only here:
 ``sequence_out_of_range``, a sequence number (plus message count) that does
 not fit 63 bits -- the compiled state is int64, and a real session never
 comes near 2**63 messages, so such a datagram is treated as corrupt rather

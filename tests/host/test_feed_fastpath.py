@@ -343,3 +343,27 @@ def test_generated_day_faults_are_counted_exactly(tmp_path):
         assert {k: got[k] for k in expected} == expected, feed
     assert sum(e["gaps"] for e in summary["expected_feed_counts"].values()) > 0
     assert fb.counters["messages"] == arb.stream_stats()[summary["mold"]["session"]]["passed"]
+
+
+def test_bench_functions_report_every_figure(tmp_path):
+    from host.book.bench import bench_book, bench_synthetic
+
+    day = synthetic_day(3_000, symbols=4, seed=8)
+    messages = [day.buf[o:o + n].tobytes() for o, n in zip(day.msg_off, day.msg_len)]
+    packets = [p.encode() for p in pack_messages(SESSION, 1, messages)]
+    batch = udp_batch([(FEED_A, p, 1_700_000_000_000_000_000 + k) for k, p in enumerate(packets)])
+    path = tmp_path / "bench.pcap"
+    n = len(packets)
+    with PcapWriter(path) as writer:
+        writer.write_udp_batch(batch.ts_ns, batch.buf, batch.payload_off, batch.payload_len,
+                               np.zeros(n, np.uint32), batch.dst_ip, np.zeros(n, np.uint16),
+                               batch.dst_port, np.full(n, -1, np.int32), np.full(n, -1, np.int32))
+    result = bench_book(str(path), baseline_messages=400, repeat=1)
+    assert result["book_messages"] == len(messages) and result["baseline_messages"] == 400
+    for key in ("decode_msgs_per_s", "book_msgs_per_s", "fastbook_msgs_per_s",
+                "python_baseline_msgs_per_s", "python_baseline_ratio"):
+        assert result[key] > 0, key
+    assert result["python_baseline_ratio"] == pytest.approx(
+        result["book_msgs_per_s"] / result["python_baseline_msgs_per_s"])
+    synthetic = bench_synthetic(messages=2_000, symbols=3, baseline_messages=300, repeat=1)
+    assert synthetic["messages"] >= 2_000 and synthetic["book_msgs_per_s"] > 0
