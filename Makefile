@@ -62,3 +62,5 @@ bench: python-env ## decode, book and generator rates; writes build/reports/benc
 
 clean: ## remove generated files (keeps .venv)
 	rm -rf $(BUILD)
+
+include mk/rtl.mk

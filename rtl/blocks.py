@@ -1,0 +1,72 @@
+"""The blocks ``make rtl`` converts, and how to elaborate each top level.
+
+MyHDL orders parts of its output (sensitivity lists, reset assignments) by
+iterating sets of names, so the text depends on Python's string hashing.
+Conversion therefore runs with ``PYTHONHASHSEED=0`` (in a child process when
+this one was started otherwise): the same design always gives the same
+Verilog, and unchanged Verilog never triggers a simulator rebuild.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Callable, NamedTuple
+
+from myhdl import ResetSignal, Signal
+
+from rtl.common.axil import AxiLite
+from rtl.common.axis import AxiStream
+from rtl.common.convert import REPO_ROOT, build_id, convert, rtl_dir
+
+
+class BlockTop(NamedTuple):
+    toplevel: str
+    elaborate: Callable[[int], object]
+
+
+def _clock_and_reset():
+    return Signal(bool(0)), ResetSignal(0, active=1, isasync=False)
+
+
+def _system(ident: int):
+    from rtl.regmap.hdl import system_registers
+
+    clk, rst = _clock_and_reset()
+    return system_registers(clk, rst, AxiLite(), ident)
+
+
+def _frame_filter(ident: int):
+    from rtl.frame_filter.hdl import DEST_WIDTH, frame_filter
+
+    clk, rst = _clock_and_reset()
+    return frame_filter(clk, rst, AxiStream(), AxiStream(DEST_WIDTH), AxiLite())
+
+
+BLOCKS: dict[str, BlockTop] = {
+    "system": BlockTop("system_registers", _system),
+    "frame_filter": BlockTop("frame_filter", _frame_filter),
+}
+
+
+def convert_blocks(names: list[str] | None = None, ident: int | None = None) -> list[Path]:
+    """Write ``build/rtl/<name>/<toplevel>.v`` for each block (all by default)
+    and return the paths."""
+    names = list(BLOCKS) if names is None else list(names)
+    for name in names:
+        if name not in BLOCKS:
+            raise KeyError(f"no block {name!r}; blocks are {', '.join(BLOCKS)}")
+    ident = build_id() if ident is None else ident
+    if os.environ.get("PYTHONHASHSEED") == "0":
+        return [convert(BLOCKS[n].elaborate(ident), n, BLOCKS[n].toplevel) for n in names]
+    env = {**os.environ, "PYTHONHASHSEED": "0"}
+    command = [sys.executable, "-m", "rtl", "--build-id", str(ident), *names]
+    done = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True)
+    if done.returncode:
+        raise RuntimeError(f"conversion failed:\n{done.stdout}{done.stderr}")
+    return [rtl_dir(n) / f"{BLOCKS[n].toplevel}.v" for n in names]
+
+
+def convert_block(name: str, ident: int | None = None) -> Path:
+    return convert_blocks([name], ident)[0]
