@@ -26,9 +26,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from numba import njit
-
-from host.marketday.rng import kernel, keyed_uniform
+from host.marketday.rng import inline_kernel, kernel, keyed_uniform
 
 MAX_PAYLOAD = 1400
 MOLD_HEADER = 20
@@ -66,7 +64,6 @@ _D_LATENCY = 0
 _D_JITTER = 1
 _D_FAULT = 2
 _D_DUP_GAP = 3
-_D_KIND = 4
 
 
 @kernel
@@ -89,7 +86,7 @@ def packetize(mlen, mts, n, pk_first, pk_count, pk_bytes):
     return npk
 
 
-@kernel
+@inline_kernel
 def _put_header(pay, p, session, seq, count):
     for k in range(10):
         pay[p + k] = session[k]
@@ -99,9 +96,7 @@ def _put_header(pay, p, session, seq, count):
     pay[p + 19] = count & 0xFF
 
 
-# One call per chunk: reference counting costs nothing here, and the slice
-# copy below needs it.
-@njit(cache=True)
+@kernel
 def write_payloads(buf, moff, mlen, pk_first, pk_count, npk, session, seq0, pay, pos, pk_off):
     """MoldUDP64 payloads of packets [0, npk) into pay from pos; returns the end."""
     seq = seq0
@@ -115,19 +110,20 @@ def write_payloads(buf, moff, mlen, pk_first, pk_count, npk, session, seq0, pay,
             pay[pos] = (length >> 8) & 0xFF
             pay[pos + 1] = length & 0xFF
             src = moff[i]
-            pay[pos + 2:pos + 2 + length] = buf[src:src + length]
+            for j in range(length):
+                pay[pos + 2 + j] = buf[src + j]
             pos += 2 + length
         seq += count
     return pos
 
 
-@kernel
+@inline_kernel
 def _wire_gap(length):
     # Preamble, Ethernet/IP/UDP headers, FCS and inter-frame gap at 10 Gb/s.
     return np.int64((length + 42 + 24 + 4) * 0.8) + 1
 
 
-@kernel
+@inline_kernel
 def _record(f, ts, off, length, s_ts, s_off, s_len, s_feed, ns):
     s_ts[ns] = ts
     s_off[ns] = off
@@ -155,7 +151,7 @@ def _send(f, ts, off, length, fstate, session, pay, pos, s_ts, s_off, s_len, s_f
     return ns, pos, ts
 
 
-@kernel
+@inline_kernel
 def _nominal(key, day_index, f, last_msg_ts):
     """When packet day_index would leave on feed f, before serialisation."""
     ts = last_msg_ts + 1_500 + np.int64(keyed_uniform(key, day_index, 0, _D_LATENCY) * 4_500)

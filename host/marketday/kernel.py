@@ -55,7 +55,6 @@ K_CROSS_FILL = 13       # C (non-printable) at the cross price, or nothing
 K_CROSS = 14            # Q; a = cross type
 K_BROKEN = 15           # B, or nothing before the first trade
 K_DLCR = 16             # O; a = open eligibility
-N_KINDS = 17
 
 # kinds that produce no message (weight 0 in the schedule's message count)
 SILENT_KINDS = (K_CROSS_PREP,)
@@ -158,6 +157,9 @@ MAX_MESSAGE_BYTES = max(MESSAGE_SIZES.values())
 MIN_TICKS = 100          # $1.00
 MAX_TICKS = 60_000       # $600.00
 
+# A plain int64 zero: a literal 0 argument would compile a second copy of
+# the callee specialised for it.
+_ZERO = np.int64(0)
 _B = ord("B")
 _S = ord("S")
 _Y = ord("Y")
@@ -166,13 +168,13 @@ _SP = ord(" ")
 
 
 # -- big-endian writers -------------------------------------------------------
-@inline_kernel
+@kernel
 def _put16(b, p, v):
     b[p] = (v >> 8) & 0xFF
     b[p + 1] = v & 0xFF
 
 
-@inline_kernel
+@kernel
 def _put32(b, p, v):
     b[p] = (v >> 24) & 0xFF
     b[p + 1] = (v >> 16) & 0xFF
@@ -180,19 +182,19 @@ def _put32(b, p, v):
     b[p + 3] = v & 0xFF
 
 
-@inline_kernel
+@kernel
 def _put48(b, p, v):
     _put16(b, p, v >> 32)
     _put32(b, p + 2, v & 0xFFFFFFFF)
 
 
-@inline_kernel
+@kernel
 def _put64(b, p, v):
     _put32(b, p, (v >> 32) & 0xFFFFFFFF)
     _put32(b, p + 4, v & 0xFFFFFFFF)
 
 
-@kernel
+@inline_kernel
 def _begin(g, buf, moff, mlen, mts, typ, loc, t, length):
     """Reserve one message, write its common header; returns its offset."""
     p = g[G_POS]
@@ -246,40 +248,6 @@ def _emit_executed(g, buf, moff, mlen, mts, t, s, ref, shares, match, printable,
 
 
 @kernel
-def _emit_cancel(g, buf, moff, mlen, mts, t, s, ref, shares):
-    p = _begin(g, buf, moff, mlen, mts, ord("X"), s + 1, t, _LEN_CANCEL)
-    _put64(buf, p + 11, ref)
-    _put32(buf, p + 19, shares)
-
-
-@kernel
-def _emit_delete(g, buf, moff, mlen, mts, t, s, ref):
-    p = _begin(g, buf, moff, mlen, mts, ord("D"), s + 1, t, _LEN_DELETE)
-    _put64(buf, p + 11, ref)
-
-
-@kernel
-def _emit_replace(g, buf, moff, mlen, mts, t, s, old_ref, new_ref, shares, ticks):
-    p = _begin(g, buf, moff, mlen, mts, ord("U"), s + 1, t, _LEN_REPLACE)
-    _put64(buf, p + 11, old_ref)
-    _put64(buf, p + 19, new_ref)
-    _put32(buf, p + 27, shares)
-    _put32(buf, p + 31, ticks * 100)
-
-
-@kernel
-def _emit_trade(g, buf, moff, mlen, mts, t, s, side, shares, price4, stock, match):
-    p = _begin(g, buf, moff, mlen, mts, ord("P"), s + 1, t, _LEN_TRADE)
-    _put64(buf, p + 11, 0)  # non-displayed orders carry no reference number
-    buf[p + 19] = _B if side == 0 else _S
-    _put32(buf, p + 20, shares)
-    _put_stock(buf, p + 24, stock, s)
-    _put32(buf, p + 32, price4)
-    _put64(buf, p + 36, match)
-
-
-# -- book pool ------------------------------------------------------------------
-@kernel
 def _recompute_best(s, side, sym_i, pool_px, pool_side):
     n = sym_i[s, SI_NLIVE]
     best = 0
@@ -300,7 +268,7 @@ def _recompute_best(s, side, sym_i, pool_px, pool_side):
         sym_i[s, SI_ASK_N] = count
 
 
-@kernel
+@inline_kernel
 def _reprice(s, side, old_px, new_px, sym_i, pool_px, pool_side):
     """Keep the best price and its order count right after one order moved
     from old_px to new_px (0 = absent); the pool already holds the change."""
@@ -332,8 +300,8 @@ def _insert(s, ref, side, ticks, shares, sym_i, pool_ref, pool_px, pool_qty, poo
 
 @kernel
 def _remove(s, j, sym_i, pool_ref, pool_px, pool_qty, pool_side):
-    side = pool_side[s, j]
-    px = pool_px[s, j]
+    side = np.int64(pool_side[s, j])
+    px = np.int64(pool_px[s, j])
     last = sym_i[s, SI_NLIVE] - 1
     pool_ref[s, j] = pool_ref[s, last]
     pool_px[s, j] = pool_px[s, last]
@@ -440,6 +408,10 @@ def _pick_near_touch(s, sym_i, pool_px, pool_side, rs):
 @kernel
 def _add_event(t, s, side, g, buf, moff, mlen, mts, sym_i, sym_f, stock, mpids,
                pool_ref, pool_px, pool_qty, pool_side, params, rs):
+    if sym_i[s, SI_NLIVE] >= pool_ref.shape[1]:
+        # No room for another order: cancel one instead.
+        return _cancel_event(t, s, g, buf, moff, mlen, mts, sym_i, pool_ref, pool_px, pool_qty,
+                             pool_side, params, rs)
     ticks = _passive_price(s, side, sym_i, sym_f, rs)
     if ticks == 0:
         side = 1 - side
@@ -463,10 +435,13 @@ def _cancel_event(t, s, g, buf, moff, mlen, mts, sym_i, pool_ref, pool_px, pool_
             cut = 100 * (1 + randint(rs, qty // 100 - 1))
         else:
             cut = 1 + randint(rs, qty - 1)
-        _emit_cancel(g, buf, moff, mlen, mts, t, s, pool_ref[s, j], cut)
+        p = _begin(g, buf, moff, mlen, mts, ord("X"), s + 1, t, _LEN_CANCEL)
+        _put64(buf, p + 11, pool_ref[s, j])
+        _put32(buf, p + 19, cut)
         pool_qty[s, j] = qty - cut
     else:
-        _emit_delete(g, buf, moff, mlen, mts, t, s, pool_ref[s, j])
+        p = _begin(g, buf, moff, mlen, mts, ord("D"), s + 1, t, _LEN_DELETE)
+        _put64(buf, p + 11, pool_ref[s, j])
         _remove(s, j, sym_i, pool_ref, pool_px, pool_qty, pool_side)
     return 1
 
@@ -475,8 +450,8 @@ def _cancel_event(t, s, g, buf, moff, mlen, mts, sym_i, pool_ref, pool_px, pool_
 def _replace_event(t, s, g, buf, moff, mlen, mts, sym_i, pool_ref, pool_px, pool_qty,
                    pool_side, rs):
     j = randint(rs, sym_i[s, SI_NLIVE])
-    side = pool_side[s, j]
-    old_px = pool_px[s, j]
+    side = np.int64(pool_side[s, j])
+    old_px = np.int64(pool_px[s, j])
     step = 1 + geometric(rs, 1.0)
     toward = uniform(rs) < 0.6
     if (side == 0) == toward:
@@ -496,7 +471,11 @@ def _replace_event(t, s, g, buf, moff, mlen, mts, sym_i, pool_ref, pool_px, pool
     shares = pool_qty[s, j] if uniform(rs) < 0.6 else _draw_shares(rs, px)
     new_ref = g[G_NEXT_REF]
     g[G_NEXT_REF] = new_ref + 1
-    _emit_replace(g, buf, moff, mlen, mts, t, s, pool_ref[s, j], new_ref, shares, px)
+    p = _begin(g, buf, moff, mlen, mts, ord("U"), s + 1, t, _LEN_REPLACE)
+    _put64(buf, p + 11, pool_ref[s, j])
+    _put64(buf, p + 19, new_ref)
+    _put32(buf, p + 27, shares)
+    _put32(buf, p + 31, px * 100)
     pool_ref[s, j] = new_ref
     pool_px[s, j] = px
     pool_qty[s, j] = shares
@@ -563,7 +542,8 @@ def _aggressive_event(t, s, budget, g, buf, moff, mlen, mts, sym_i, sym_f, stock
         # neither crosses nor locks.
         ref_no = g[G_NEXT_REF]
         g[G_NEXT_REF] = ref_no + 1
-        _emit_add(g, buf, moff, mlen, mts, t, s, ref_no, side, remaining, limit, stock, mpids, -1)
+        _emit_add(g, buf, moff, mlen, mts, t, s, ref_no, side, remaining, limit, stock, mpids,
+                  np.int64(-1))
         _insert(s, ref_no, side, limit, remaining, sym_i, pool_ref, pool_px, pool_qty, pool_side)
         m += 1
     if m == 0:
@@ -590,7 +570,13 @@ def _hidden_event(t, s, g, buf, moff, mlen, mts, sym_i, sym_f, stock, rs):
     shares = _draw_shares(rs, price4 // 100)
     match = g[G_NEXT_MATCH]
     g[G_NEXT_MATCH] = match + 1
-    _emit_trade(g, buf, moff, mlen, mts, t, s, side, shares, price4, stock, match)
+    p = _begin(g, buf, moff, mlen, mts, ord("P"), s + 1, t, _LEN_TRADE)
+    _put64(buf, p + 11, _ZERO)  # non-displayed orders carry no reference number
+    buf[p + 19] = _B if side == 0 else _S
+    _put32(buf, p + 20, shares)
+    _put_stock(buf, p + 24, stock, s)
+    _put32(buf, p + 32, price4)
+    _put64(buf, p + 36, match)
     g[G_LAST_MATCH] = match
     g[G_LAST_LOC] = s + 1
     return 1
@@ -675,16 +661,46 @@ def _variation_indicator(near4, ref4):
 
 
 @kernel
+def _do_cross_fill(t, s, g, buf, moff, mlen, mts, sym_i, pool_ref, pool_px, pool_qty,
+                   pool_side, rs):
+    """Fill part of the best order on the cross's side at the cross price,
+    as a non-printable C (the cross itself prints as Q)."""
+    side = sym_i[s, SI_CROSS_SIDE]
+    if side < 0:
+        g[G_DEFICIT] += 1
+        return 0
+    j = _best_order(s, side, sym_i, pool_ref, pool_px, pool_side)
+    if j < 0 or pool_px[s, j] != sym_i[s, SI_CROSS_PX]:
+        g[G_DEFICIT] += 1
+        return 0
+    qty = pool_qty[s, j]
+    x = qty if uniform(rs) < 0.5 else 1 + randint(rs, qty)
+    match = g[G_NEXT_MATCH]
+    g[G_NEXT_MATCH] = match + 1
+    _emit_executed(g, buf, moff, mlen, mts, t, s, pool_ref[s, j], x, match, np.int64(_N),
+                   np.int64(pool_px[s, j]) * 100)
+    if x == qty:
+        _remove(s, j, sym_i, pool_ref, pool_px, pool_qty, pool_side)
+    else:
+        pool_qty[s, j] = qty - x
+    return 1
+
+
+@kernel
 def _emit_special(k, sp_t, sp_kind, sp_loc, sp_a, sp_b, g, buf, moff, mlen, mts, sym_i, sym_f,
-                  stock, directory, mpids, reasons, rs):
+                  stock, directory, mpids, reasons, pool_ref, pool_px, pool_qty, pool_side, rs):
+    """Write scheduled event k; returns the messages written (0 or 1)."""
     t = sp_t[k]
     kind = sp_kind[k]
     loc = sp_loc[k]
     s = loc - 1
     a = sp_a[k]
     b = sp_b[k]
+    if kind == K_CROSS_FILL:
+        return _do_cross_fill(t, s, g, buf, moff, mlen, mts, sym_i, pool_ref, pool_px, pool_qty,
+                              pool_side, rs)
     if kind == K_SYSTEM:
-        p = _begin(g, buf, moff, mlen, mts, ord("S"), 0, t, _LEN_SYSTEM)
+        p = _begin(g, buf, moff, mlen, mts, ord("S"), _ZERO, t, _LEN_SYSTEM)
         buf[p + 11] = a
     elif kind == K_DIRECTORY:
         p = _begin(g, buf, moff, mlen, mts, ord("R"), loc, t, _LEN_DIRECTORY)
@@ -716,13 +732,13 @@ def _emit_special(k, sp_t, sp_kind, sp_loc, sp_a, sp_b, g, buf, moff, mlen, mts,
         buf[p + 24] = _N   # normal market maker mode
         buf[p + 25] = ord("A")  # active
     elif kind == K_MWCB_DECLINE:
-        p = _begin(g, buf, moff, mlen, mts, ord("V"), 0, t, _LEN_MWCB_DECLINE)
+        p = _begin(g, buf, moff, mlen, mts, ord("V"), _ZERO, t, _LEN_MWCB_DECLINE)
         # Levels 1-3: 7%, 13% and 20% below the prior close, price8 from cents.
         _put64(buf, p + 11, (a * 93 // 100) * 1_000_000)
         _put64(buf, p + 19, (a * 87 // 100) * 1_000_000)
         _put64(buf, p + 27, (a * 80 // 100) * 1_000_000)
     elif kind == K_MWCB_STATUS:
-        p = _begin(g, buf, moff, mlen, mts, ord("W"), 0, t, _LEN_MWCB_STATUS)
+        p = _begin(g, buf, moff, mlen, mts, ord("W"), _ZERO, t, _LEN_MWCB_STATUS)
         buf[p + 11] = a
     elif kind == K_IPO_UPDATE:
         p = _begin(g, buf, moff, mlen, mts, ord("K"), loc, t, _LEN_IPO_UPDATE)
@@ -737,7 +753,7 @@ def _emit_special(k, sp_t, sp_kind, sp_loc, sp_a, sp_b, g, buf, moff, mlen, mts,
         _put32(buf, p + 19, ref4)
         _put32(buf, p + 23, _round_tick4(ref4 * 1.1))
         _put32(buf, p + 27, _round_tick4(ref4 * 0.9))
-        _put32(buf, p + 31, 0)
+        _put32(buf, p + 31, _ZERO)
     elif kind == K_OPERATIONAL_HALT:
         p = _begin(g, buf, moff, mlen, mts, ord("h"), loc, t, _LEN_OPERATIONAL_HALT)
         _put_stock(buf, p + 11, stock, s)
@@ -827,43 +843,6 @@ def _emit_special(k, sp_t, sp_kind, sp_loc, sp_a, sp_b, g, buf, moff, mlen, mts,
     return 1
 
 
-@kernel
-def _do_cross_fill(t, s, g, buf, moff, mlen, mts, sym_i, pool_ref, pool_px, pool_qty,
-                   pool_side, rs):
-    """Fill part of the best order on the cross's side at the cross price,
-    as a non-printable C (the cross itself prints as Q)."""
-    side = sym_i[s, SI_CROSS_SIDE]
-    if side < 0:
-        g[G_DEFICIT] += 1
-        return 0
-    j = _best_order(s, side, sym_i, pool_ref, pool_px, pool_side)
-    if j < 0 or pool_px[s, j] != sym_i[s, SI_CROSS_PX]:
-        g[G_DEFICIT] += 1
-        return 0
-    qty = pool_qty[s, j]
-    x = qty if uniform(rs) < 0.5 else 1 + randint(rs, qty)
-    match = g[G_NEXT_MATCH]
-    g[G_NEXT_MATCH] = match + 1
-    _emit_executed(g, buf, moff, mlen, mts, t, s, pool_ref[s, j], x, match, _N,
-                   pool_px[s, j] * 100)
-    if x == qty:
-        _remove(s, j, sym_i, pool_ref, pool_px, pool_qty, pool_side)
-    else:
-        pool_qty[s, j] = qty - x
-    return 1
-
-
-@kernel
-def _emit_scheduled(k, sp_t, sp_kind, sp_loc, sp_a, sp_b, g, buf, moff, mlen, mts, sym_i,
-                    sym_f, stock, directory, mpids, reasons, pool_ref, pool_px, pool_qty,
-                    pool_side, rs):
-    if sp_kind[k] == K_CROSS_FILL:
-        return _do_cross_fill(sp_t[k], sp_loc[k] - 1, g, buf, moff, mlen, mts, sym_i, pool_ref,
-                              pool_px, pool_qty, pool_side, rs)
-    return _emit_special(k, sp_t, sp_kind, sp_loc, sp_a, sp_b, g, buf, moff, mlen, mts, sym_i,
-                         sym_f, stock, directory, mpids, reasons, rs)
-
-
 # -- time slots within a bin ------------------------------------------------------
 @kernel
 def _slot_times(rs, t0, bin_ns, n, slots, counts, starts, cluster_mean, gap_ns):
@@ -944,9 +923,9 @@ def run_chunk(b_lo, b_hi, bin_counts, bin_t0, bin_ns, sp_hi, sp_t, sp_kind, sp_l
         while i < n:
             t = slots[i]
             while k < sp_hi and sp_t[k] <= t:
-                _emit_scheduled(k, sp_t, sp_kind, sp_loc, sp_a, sp_b, g, buf, moff, mlen, mts,
-                                sym_i, sym_f, stock, directory, mpids, reasons, pool_ref,
-                                pool_px, pool_qty, pool_side, rs)
+                _emit_special(k, sp_t, sp_kind, sp_loc, sp_a, sp_b, g, buf, moff, mlen, mts,
+                              sym_i, sym_f, stock, directory, mpids, reasons, pool_ref,
+                              pool_px, pool_qty, pool_side, rs)
                 k += 1
             m = 0
             tries = 0
@@ -964,14 +943,14 @@ def run_chunk(b_lo, b_hi, bin_counts, bin_t0, bin_ns, sp_hi, sp_t, sp_kind, sp_l
             i += m
         end = t0 + bin_ns
         while k < sp_hi and sp_t[k] < end:
-            _emit_scheduled(k, sp_t, sp_kind, sp_loc, sp_a, sp_b, g, buf, moff, mlen, mts, sym_i,
-                            sym_f, stock, directory, mpids, reasons, pool_ref, pool_px, pool_qty,
-                            pool_side, rs)
+            _emit_special(k, sp_t, sp_kind, sp_loc, sp_a, sp_b, g, buf, moff, mlen, mts, sym_i,
+                          sym_f, stock, directory, mpids, reasons, pool_ref, pool_px, pool_qty,
+                          pool_side, rs)
             k += 1
     while k < sp_hi:
-        _emit_scheduled(k, sp_t, sp_kind, sp_loc, sp_a, sp_b, g, buf, moff, mlen, mts, sym_i,
-                        sym_f, stock, directory, mpids, reasons, pool_ref, pool_px, pool_qty,
-                        pool_side, rs)
+        _emit_special(k, sp_t, sp_kind, sp_loc, sp_a, sp_b, g, buf, moff, mlen, mts, sym_i,
+                      sym_f, stock, directory, mpids, reasons, pool_ref, pool_px, pool_qty,
+                      pool_side, rs)
         k += 1
     g[G_SPECIAL] = k
     return g[G_N]

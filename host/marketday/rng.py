@@ -36,7 +36,6 @@ STREAM_UNIVERSE = 1
 STREAM_PROFILE = 2
 STREAM_SCHEDULE = 3
 STREAM_FLOW = 4
-STREAM_FEED = 5
 
 
 def _splitmix64_py(x: int) -> int:
@@ -70,7 +69,8 @@ def _rotl(x, k):
 
 
 @kernel
-def next_u64(s):
+def uniform(s):
+    """Uniform in [0, 1): the next xoshiro256** output of state s."""
     result = _rotl(s[1] * np.uint64(5), 7) * np.uint64(9)
     t = s[1] << np.uint64(17)
     s[2] ^= s[0]
@@ -79,16 +79,10 @@ def next_u64(s):
     s[0] ^= s[3]
     s[2] ^= t
     s[3] = _rotl(s[3], 45)
-    return result
+    return np.float64(result >> np.uint64(11)) * _INV_2_53
 
 
-@kernel
-def uniform(s):
-    """Uniform in [0, 1)."""
-    return np.float64(next_u64(s) >> np.uint64(11)) * _INV_2_53
-
-
-@kernel
+@inline_kernel
 def randint(s, n):
     """Uniform integer in [0, n) for n >= 1."""
     return np.int64(uniform(s) * n)
@@ -115,20 +109,16 @@ def geometric(s, mean):
     return np.int64(math.log(1.0 - uniform(s)) / math.log(q))
 
 
-@kernel
-def mix64(z):
-    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    return z ^ (z >> np.uint64(31))
-
-
-@kernel
+@inline_kernel
 def keyed_uniform(key, a, b, c):
     """Uniform in [0, 1) determined by (key, a, b, c) alone."""
-    z = mix64(np.uint64(a) * np.uint64(0x9E3779B97F4A7C15)
-              + np.uint64(b) * np.uint64(0xD6E8FEB86659FD93)
-              + np.uint64(c) * np.uint64(0xA0761D6478BD642F) + key)
-    z = mix64(z ^ key)
+    z = (np.uint64(a) * np.uint64(0x9E3779B97F4A7C15)
+         + np.uint64(b) * np.uint64(0xD6E8FEB86659FD93)
+         + np.uint64(c) * np.uint64(0xA0761D6478BD642F) + key)
+    for _ in range(2):  # two SplitMix64 finalizer rounds, the key mixed in between
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        z = (z ^ (z >> np.uint64(31))) ^ key
     return np.float64(z >> np.uint64(11)) * _INV_2_53
 
 

@@ -90,10 +90,6 @@ def _random_tickers(state: np.ndarray, count: int, taken: set[str]) -> list[str]
     return out
 
 
-def _code(ch: str) -> int:
-    return ord(ch)
-
-
 def build_universe(symbols: int, seed: int) -> Universe:
     if not 1 <= symbols <= MAX_SYMBOLS:
         raise ValueError(f"symbols must be 1..{MAX_SYMBOLS}, got {symbols}")
