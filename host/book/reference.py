@@ -107,6 +107,11 @@ COUNTER_NAMES = (
     "seq_gaps",
     "seq_regressions",
 )
+# The counters that mean the input was not what a consistent feed sends.
+ANOMALY_COUNTERS = tuple(
+    name for name in COUNTER_NAMES
+    if name.startswith("decode_") or COUNTER_NAMES.index(name) >= COUNTER_NAMES.index("unknown_order_reference")
+)
 
 BUY, SELL = "B", "S"
 _TRADING = "T"
@@ -383,4 +388,4 @@ class ReferenceBook:
                 *_columns(bids), *_columns(asks))
 
 
-__all__ = ["ReferenceBook", "COUNTER_NAMES", "Order", "Ladder", "StockBook"]
+__all__ = ["ReferenceBook", "COUNTER_NAMES", "ANOMALY_COUNTERS", "Order", "Ladder", "StockBook"]

@@ -69,6 +69,7 @@ def build_book(path: str, fmt: str):
 
 
 def run(args) -> int:
+    from host.book.reference import ANOMALY_COUNTERS
     from host.pcap import detect_format
 
     try:
@@ -97,7 +98,8 @@ def run(args) -> int:
         "book_updates": int(len(updates)),
         "trades": int(n_trades),
         "seconds": round(elapsed, 3),
-        "anomalies": {k: int(v) for k, v in book.counters.items() if v},
+        "counts": {k: int(v) for k, v in book.counters.items() if k not in ANOMALY_COUNTERS},
+        "anomalies": {k: int(v) for k, v in book.counters.items() if k in ANOMALY_COUNTERS and v},
         "feeds": stats["feeds"],
         "books": {},
     }

@@ -59,6 +59,9 @@ def register(sub) -> None:
     p.add_argument("--vlan", default=None, help="802.1Q VLAN ID, or OUTER,INNER for two tags")
     p.add_argument("--format", choices=FORMATS, default=None,
                    help="output format (default: from the file name)")
+    p.add_argument("--heartbeat-interval", type=float, default=1.0, metavar="SECONDS",
+                   help="seconds of silence after which a feed sends a heartbeat (default 1, "
+                        "as Nasdaq's feeds do; at least 1)")
     p.add_argument("--session", default=DEFAULT_SESSION,
                    help=f"MoldUDP64 session name, up to 10 characters (default {DEFAULT_SESSION})")
     p.add_argument("--start", default="04:00", help="start of system hours HH:MM (default 04:00)")
@@ -94,6 +97,7 @@ def run(args) -> int:
             args.out, symbols=args.symbols, messages=args.messages, seed=args.seed,
             feeds=args.feeds, gap_rate=args.gap_rate, dup_rate=args.dup_rate,
             reorder_rate=args.reorder_rate, vlan=args.vlan, fmt=args.format,
+            heartbeat_interval=args.heartbeat_interval,
             session=args.session, start=args.start, end=args.end, date=args.date,
             all_types=args.all_types, progress=progress_cb)
     except GenerateError as exc:

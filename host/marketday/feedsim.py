@@ -8,11 +8,11 @@ behind it, every feed serialised at 10 Gb/s.  A feed that has been silent
 for a second sends a heartbeat; the day ends with an end-of-session packet
 on each feed.
 
-Faults follow the contract in the interface notes: per feed and per data
+Faults follow a contract with the decoders: per feed and per data
 packet, with the given rates, a packet is dropped, sent twice in a row, or
 sent after its successor; faults on one feed are at least 4 packets apart,
 never among the first or last 3 data packets, and never next to a heartbeat
-(the packets around a fault are less than half a second apart).  Hence a
+(the packets around a fault are less than half a heartbeat interval apart).  Hence a
 decoder counting each feed alone must find exactly: gaps = drops,
 missing_messages = messages in dropped packets, duplicate_packets =
 duplicates, out_of_order_packets = reorders.
@@ -31,9 +31,8 @@ from host.marketday.rng import inline_kernel, kernel, keyed_uniform
 MAX_PAYLOAD = 1400
 MOLD_HEADER = 20
 WINDOW_NS = 25_000
-HEARTBEAT_NS = 1_000_000_000
+HEARTBEAT_NS = 1_000_000_000   # default: a real feed heartbeats every idle second
 LOOKAHEAD = 6
-QUIET_AROUND_FAULT_NS = 500_000_000
 END_OF_SESSION_COUNT = 0xFFFF
 
 # per-feed state columns
@@ -49,7 +48,8 @@ FS_MISSING = 8
 FS_DUPLICATES = 9
 FS_REORDERS = 10
 FS_MESSAGES = 11
-N_FS = 12
+FS_HEARTBEAT_NS = 12  # silence after which a heartbeat goes out (>= HEARTBEAT_NS)
+N_FS = 13
 
 # global state
 GS_PACKETS = 0          # data packets of the day decided so far
@@ -139,8 +139,9 @@ def _send(f, ts, off, length, fstate, session, pay, pos, s_ts, s_off, s_len, s_f
     last = fstate[f, FS_LAST_TS]
     if last >= 0:
         ts = max(ts, last + _wire_gap(length))
-        while ts - last >= HEARTBEAT_NS:
-            last += HEARTBEAT_NS
+        interval = fstate[f, FS_HEARTBEAT_NS]
+        while ts - last >= interval:
+            last += interval
             _put_header(pay, pos, session, fstate[f, FS_NEXT_SEQ], 0)
             ns = _record(f, last, pos, MOLD_HEADER, s_ts, s_off, s_len, s_feed, ns)
             pos += MOLD_HEADER
@@ -184,7 +185,7 @@ def build_sends(npk_done, npk, final, pk_count, pk_bytes, pk_off, pk_last_ts, nf
                 continue  # already sent ahead of its predecessor
             # Eligibility for a fault (see module doc).
             eligible = (g >= 3 and g - fstate[f, FS_LAST_FAULT] >= 4 and k + 2 < npk
-                        and pk_last_ts[k + 2] - prev_ts < QUIET_AROUND_FAULT_NS)
+                        and pk_last_ts[k + 2] - prev_ts < fstate[f, FS_HEARTBEAT_NS] // 2)
             if final and g + 1 > total - 4:
                 eligible = False  # a reorder's successor must not be among the last 3 either
             fault = 0

@@ -155,7 +155,8 @@ class _MoldSink:
     """Packetises message chunks into the feeds and writes the capture."""
 
     def __init__(self, path: str, fmt: str, feeds: list[FeedSpec], session: str, seed: int,
-                 rates: tuple[float, float, float], vlan: tuple[int, int], epoch_ns: int):
+                 rates: tuple[float, float, float], vlan: tuple[int, int], epoch_ns: int,
+                 heartbeat_ns: int = FS.HEARTBEAT_NS):
         self.writer = PcapngWriter(path) if fmt == "pcapng" else PcapWriter(path)
         self.feeds = feeds
         self.session = session
@@ -170,6 +171,8 @@ class _MoldSink:
         self.fstate[:, FS.FS_NEXT_SEQ] = 1
         self.fstate[:, FS.FS_LAST_FAULT] = -(1 << 40)
         self.fstate[:, FS.FS_SKIP] = -1
+        self.fstate[:, FS.FS_HEARTBEAT_NS] = heartbeat_ns
+        self.heartbeat_ns = heartbeat_ns
         self.gstate = np.zeros(FS.N_GS, dtype=np.int64)
         self.gstate[FS.GS_SEQ] = 1
         self.gstate[FS.GS_PREV_LAST_TS] = -(1 << 60)
@@ -214,7 +217,7 @@ class _MoldSink:
         # duplicate gaps and queueing behind earlier frames on the wire; this
         # bounds all of it, so the heartbeat room below is never too small.
         trail = 1_000_000 + 2 * int(pk_bytes[:closed].sum()) + 100 * closed
-        heartbeats = (until + trail - since) // FS.HEARTBEAT_NS + 3
+        heartbeats = (until + trail - since) // self.heartbeat_ns + 3
         ncarry_pay = len(self.carry_pay)
         pay = np.empty(ncarry_pay + int(pk_bytes[:closed].sum())
                        + FS.MOLD_HEADER * nf * (heartbeats + 2), dtype=np.uint8)
@@ -339,7 +342,7 @@ def _plan_chunks(bins: np.ndarray, sp_t: np.ndarray, t_start: int, chunk_message
 def generate_day(out, symbols: int = 100, messages: int = 1_000_000, seed: int = 1,
                  feeds: Sequence[str] = DEFAULT_FEEDS, gap_rate: float = 0.0,
                  dup_rate: float = 0.0, reorder_rate: float = 0.0, vlan=None,
-                 fmt: str | None = None, session: str = DEFAULT_SESSION, start: str = "04:00",
+                 heartbeat_interval: float = 1.0, fmt: str | None = None, session: str = DEFAULT_SESSION, start: str = "04:00",
                  end: str = "20:00", date: str = DEFAULT_DATE, all_types: bool = False,
                  chunk_messages: int = DEFAULT_CHUNK_MESSAGES,
                  progress: Callable[[int, int], None] | None = None,
@@ -386,6 +389,12 @@ def generate_day(out, symbols: int = 100, messages: int = 1_000_000, seed: int =
     if sum(rates) > 0.2:
         raise GenerateError("the fault rates together must not exceed 0.2 per packet")
     vlan_ids = _parse_vlan(vlan)
+    # Faults are placed only where neighbouring packets are less than half a
+    # heartbeat interval apart, which keeps them clear of heartbeats.
+    if not heartbeat_interval >= FS.HEARTBEAT_NS / 1e9:
+        raise GenerateError(f"heartbeat interval must be at least {FS.HEARTBEAT_NS / 1e9:g} s, "
+                            f"got {heartbeat_interval!r}")
+    heartbeat_ns = int(round(heartbeat_interval * 1e9))
     if fmt == "itch" and (any(rates) or vlan_ids[0] >= 0):
         raise GenerateError("packet faults and VLAN tags need a pcap or pcapng output; "
                             "an ITCH file is one stream of messages")
@@ -451,7 +460,8 @@ def generate_day(out, symbols: int = 100, messages: int = 1_000_000, seed: int =
     if fmt == "itch":
         sink = _ItchSink(out)
     else:
-        sink = _MoldSink(out, fmt, feed_specs, session, seed, rates, vlan_ids, epoch_ns)
+        sink = _MoldSink(out, fmt, feed_specs, session, seed, rates, vlan_ids, epoch_ns,
+                         heartbeat_ns=heartbeat_ns)
     type_counts = np.zeros(256, dtype=np.int64)
     produced = 0
     first_ts = last_ts = None
@@ -486,6 +496,7 @@ def generate_day(out, symbols: int = 100, messages: int = 1_000_000, seed: int =
             "gap_rate": rates[0], "dup_rate": rates[1], "reorder_rate": rates[2],
             "vlan": [v for v in vlan_ids if v >= 0], "session": session,
             "start": start, "end": end, "date": date, "all_types": bool(all_types),
+            "heartbeat_interval": heartbeat_interval,
         },
         "messages": int(produced),
         "messages_by_type": {chr(c): int(type_counts[c]) for c in np.flatnonzero(type_counts)},
