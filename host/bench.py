@@ -49,10 +49,10 @@ def main(argv=None) -> int:
 
     # Warm-up: compile the generator's kernels on a small day so the timed run
     # measures generation, not compilation.
-    generate_day(out=str(days / "warmup.pcap"), symbols=8, messages=20_000, seed=1, quiet=True, **faults)
+    generate_day(out=str(days / "warmup.pcap"), symbols=8, messages=20_000, seed=1, **faults)
     t0 = time.perf_counter()
     summary = generate_day(out=str(day), symbols=args.symbols, messages=args.messages,
-                           seed=args.seed, quiet=True, **faults)
+                           seed=args.seed, **faults)
     gen_s = time.perf_counter() - t0
     generated = int(summary["messages"])
 
