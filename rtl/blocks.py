@@ -44,9 +44,33 @@ def _frame_filter(ident: int):
     return frame_filter(clk, rst, AxiStream(), AxiStream(DEST_WIDTH), AxiLite())
 
 
+def _itch_decoder(ident: int):
+    from rtl.itch_decoder.hdl import EventPort, ItchStream, itch_decoder
+
+    clk, rst = _clock_and_reset()
+    return itch_decoder(clk, rst, ItchStream(), EventPort(), AxiLite())
+
+
+def _mold_seq(ident: int):
+    from rtl.mold_seq.hdl import MessageStream, mold_seq
+
+    clk, rst = _clock_and_reset()
+    return mold_seq(clk, rst, AxiStream(), AxiStream(), MessageStream(), AxiLite())
+
+
+def _order_book(ident: int):
+    from rtl.order_book.hdl import DEST_WIDTH, EventPort, order_book
+
+    clk, rst = _clock_and_reset()
+    return order_book(clk, rst, EventPort(), AxiStream(DEST_WIDTH), AxiLite())
+
+
 BLOCKS: dict[str, BlockTop] = {
     "system": BlockTop("system_registers", _system),
     "frame_filter": BlockTop("frame_filter", _frame_filter),
+    "itch_decoder": BlockTop("itch_decoder", _itch_decoder),
+    "mold_seq": BlockTop("mold_seq", _mold_seq),
+    "order_book": BlockTop("order_book", _order_book),
 }
 
 

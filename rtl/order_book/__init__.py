@@ -1,0 +1,2 @@
+"""Order book: ITCH events in, book-update and trade records out, for the
+tracked stock locates.  ``model`` is its specification, ``hdl`` the MyHDL."""

@@ -1,0 +1,1297 @@
+"""Order book in MyHDL: ITCH events in, book-update and trade records out.
+
+Behaviour is :mod:`rtl.order_book.model`; this is how the fabric gets it.
+
+One event at a time runs through a small sequencer; each step is one cycle:
+
+==============  ============================================================
+step            what happens
+==============  ============================================================
+IDLE            take an event (``s_event_ready``) or a host command
+DECODE          locate -> slot (all slots compared at once); directory,
+                trading-state and trade events end here; read the
+                order table set of the reference
+ORDER           all ways of the set compared with the reference: book,
+                update or clear the order's way; read the slot's ladders
+LOAD            both ladders of the slot into the working registers
+APPLY           add to / reduce one level of one side (one cycle)
+ORDER2, APPLY2  replace only: book the new reference, add its level
+FINISH          top levels changed?  degraded state changed?  flags;
+                write the ladders back, or go and refill a side
+REFILL          scan every set, re-adding the orders beyond a side's
+                boundary (both sides in parallel), then FINISH again
+TRADE_OUT,      load a record into the output shift register (waits
+UPDATE_OUT      while the previous record is still going out)
+==============  ============================================================
+
+Storage: the order table is one memory of ``order_sets`` words, each holding
+all ``order_ways`` entries of a set (block RAM, one read and one write
+port); the ladders are two memories (bids, asks) of one word per slot
+holding all ``levels`` levels plus the truncation state.  Ladder updates
+happen in working registers: each level is a cell that, from the one
+operation broadcast to all cells, keeps its value, takes its neighbour's
+(insert shifts worse levels down, removal shifts them up), becomes the new
+level or adds to / takes from its own shares -- so an insert or removal
+anywhere in the array is one cycle.  The host's commands and the start-up
+clearing of the order table walk all sets.
+
+Output: one 64-bit AXI-Stream; a record is loaded whole into a shift
+register and leaves one beat per cycle, ``tdest`` 0 for book updates (18
+beats), 1 for trades (7 beats).  From the cycle an add event is accepted to
+the first valid beat of its record is :data:`LATENCY_CYCLES` with the output
+free.  An order event takes :data:`EVENT_CYCLES` cycles plus one per record;
+an event of an untracked locate :data:`UNTRACKED_CYCLES`; a stream of events
+that all change the top levels runs at one per 18 cycles, the length of a
+record on the 64-bit output.  A refill stalls events for about
+``order_sets`` cycles.
+"""
+from __future__ import annotations
+
+from myhdl import (ConcatSignal, Signal, always, always_comb, always_seq, block, downrange,
+                   enum, intbv)
+
+from host.book.records import (BOOK_UPDATE_DTYPE, DEPTH, FLAG_CROSSED, FLAG_NO_DIRECTORY,
+                               FLAG_NOT_TRADING, FLAG_STALE, SIDE_BUY, SIDE_SELL, TRADE_DTYPE)
+from rtl.common.axil import AxiLite
+from rtl.common.axis import DATA_WIDTH, AxiStream
+from rtl.common.events import (EV_ADD, EV_CANCEL, EV_DELETE, EV_DIRECTORY, EV_EXECUTE,
+                               EV_EXECUTE_PRICE, EV_REPLACE, EV_TRADE, EV_TRADING_STATE,
+                               EVENT_BITS, field_slices)
+from rtl.order_book.model import (CHAR_T, CHAR_Y, CMD_ASSIGN, CMD_CLEAR_DEGRADED, CMD_NONE,
+                                  CMD_RELEASE, CMD_RESET_BOOK, COUNTERS, EVENT_KIND_NAMES,
+                                  FLAG_DEGRADED, TDEST_TRADE, TDEST_UPDATE, BookConfig)
+from rtl.regmap.hdl import RegisterPorts, regfile
+from rtl.regmap.map import ORDER_BOOK
+
+DEST_WIDTH = 1
+UPDATE_BEATS = BOOK_UPDATE_DTYPE.itemsize * 8 // DATA_WIDTH
+TRADE_BEATS = TRADE_DTYPE.itemsize * 8 // DATA_WIDTH
+# Accepted event -> first valid record beat, output free: DECODE, ORDER,
+# LOAD, APPLY, FINISH, UPDATE_OUT, output register.
+LATENCY_CYCLES = 7
+# Cycles from one accepted event to the next: an add, execute, cancel or
+# delete that emits nothing (IDLE, DECODE, ORDER, LOAD, APPLY, FINISH); one
+# more per record it emits while the output is free, two more for the new
+# order of a replace.  Records wait for the 18 beats of the one before.
+EVENT_CYCLES = 6
+# An event of an untracked locate (IDLE, DECODE).
+UNTRACKED_CYCLES = 2
+
+# Order-table way operations, written back to the set read before.
+WAY_KEEP, WAY_NEW, WAY_SHARES, WAY_CLEAR, WAY_PURGE, WAY_ZERO = range(6)
+
+C_EV_OTHER = COUNTERS.index("ev_other")
+C_UNTRACKED = COUNTERS.index("untracked")
+C_BOOK_UPDATES = COUNTERS.index("book_updates")
+C_TRADES = COUNTERS.index("trades")
+C_DUPLICATE = COUNTERS.index("duplicate_reference")
+C_ZERO_SHARES = COUNTERS.index("zero_shares")
+C_OVER_EXECUTION = COUNTERS.index("over_execution")
+C_OVER_CANCEL = COUNTERS.index("over_cancel")
+C_NO_FREE_SLOT = COUNTERS.index("no_free_slot")
+C_BAD_COMMAND = COUNTERS.index("bad_command")
+C_REFILLS = COUNTERS.index("refills")
+C_TABLE_FULL = COUNTERS.index("degraded_order_table_full")
+C_UNKNOWN_REF = COUNTERS.index("degraded_unknown_reference")
+C_LEVEL_MISSING = COUNTERS.index("degraded_level_missing")
+C_DEPTH = COUNTERS.index("degraded_depth")
+LAST_KIND = max(EVENT_KIND_NAMES)
+assert all(COUNTERS[kind - 1] == f"ev_{name}" for kind, name in EVENT_KIND_NAMES.items())
+
+
+class EventPort:
+    """The event word (:mod:`rtl.common.events`) with valid/ready; as
+    ``s_event`` it becomes ``s_event_data``, ``s_event_valid``,
+    ``s_event_ready``."""
+
+    def __init__(self):
+        self.data = Signal(intbv(0)[EVENT_BITS:])
+        self.valid = Signal(bool(0))
+        self.ready = Signal(bool(0))
+
+
+class Layout:
+    """Bit positions of an order-table entry, a level and a ladder word."""
+
+    def __init__(self, config: BookConfig):
+        self.config = config
+        self.slot_bits = max(1, (config.slots - 1).bit_length())
+        self.set_bits = config.set_bits
+        self.count_bits = config.count_bits
+        self.shares_bits = config.shares_bits
+        # Entry: valid, ref, slot, side, price, shares (shares on top so an
+        # update rewrites the top 32 bits).
+        self.e_ref = 1
+        self.e_slot = 65
+        self.e_side = 65 + self.slot_bits
+        self.e_price = self.e_side + 1
+        self.e_shares = self.e_price + 32
+        self.entry_bits = self.e_shares + 32
+        # Level: price, shares, orders.
+        self.level_bits = 32 + self.shares_bits + self.count_bits
+        # Ladder word: levels, boundary, beyond, truncated.
+        self.l_boundary = config.levels * self.level_bits
+        self.l_beyond = self.l_boundary + 32
+        self.l_truncated = self.l_beyond + self.count_bits
+        self.ladder_bits = self.l_truncated + 1
+
+
+def _bits(width: int, value: int = 0):
+    return Signal(bool(value)) if width == 1 else Signal(intbv(value)[width:])
+
+
+def _record_word(parts, total_bits: int):
+    """ConcatSignal of ``(bit_offset, width, source)`` parts (sources as
+    narrow as they like), zero elsewhere: a little-endian record as an int."""
+    pieces, top = [], total_bits
+    for lsb, width, source in sorted(parts, key=lambda p: p[0], reverse=True):
+        if lsb + width < top:
+            pieces.append(intbv(0)[top - lsb - width:])
+        if len(source) < width:
+            pieces.append(intbv(0)[width - len(source):])
+        pieces.append(source)
+        top = lsb
+    if top:
+        pieces.append(intbv(0)[top:])
+    return ConcatSignal(*pieces)
+
+
+def _offset_bits(dtype, name: str, element: int = 0) -> tuple[int, int]:
+    base_dtype, offset = dtype.fields[name][:2]
+    size = base_dtype.base.itemsize
+    return 8 * (offset + element * size), 8 * size
+
+
+# ---- the slot table ----------------------------------------------------------------
+@block
+def _slot_cell(clk, rst, index, slot_we, slot_widx, slot_wlocate, slot_wvalid, slots_clear,
+               cam_key, locate, valid, match):
+    @always_seq(clk.posedge, reset=rst)
+    def write():
+        if slots_clear:
+            locate.next = 0
+            valid.next = 0
+        elif slot_we and slot_widx == index:
+            locate.next = slot_wlocate
+            valid.next = slot_wvalid
+
+    @always_comb
+    def compare():
+        match.next = valid and locate == cam_key
+
+    return write, compare
+
+
+# ---- the order table's ways ------------------------------------------------------
+@block
+def _way_cell(layout: Layout, way_word, index, lookup_ref, purge_all, purge_slot, refill_slot,
+              refill_bid, refill_ask, bid_bound, ask_bound, done_bid, done_ask, way_op, way_sel,
+              new_entry, new_shares, used, hit, purge, refill_bid_match, refill_ask_match,
+              way_new):
+    lay = layout
+    valid = way_word(0)
+    ref = way_word(lay.e_slot, lay.e_ref)
+    slot = way_word(lay.e_side, lay.e_slot)
+    side = way_word(lay.e_side)
+    price = way_word(lay.e_shares, lay.e_price)
+    low = way_word(lay.e_shares, 0)
+
+    @always_comb
+    def compare():
+        used.next = valid
+        hit.next = valid and ref == lookup_ref
+        purge.next = valid and (purge_all or slot == purge_slot)
+        # At or beyond the boundary: bids at or below it, asks at or above.
+        refill_bid_match.next = refill_bid and valid and slot == refill_slot and not side and \
+            price <= bid_bound and not done_bid
+        refill_ask_match.next = refill_ask and valid and slot == refill_slot and side and \
+            price >= ask_bound and not done_ask
+
+    @always_comb
+    def rewrite():
+        if way_op == WAY_NEW and way_sel == index:
+            way_new.next = new_entry
+        elif way_op == WAY_SHARES and way_sel == index:
+            way_new.next = (new_shares << lay.e_shares) | low
+        elif (way_op == WAY_CLEAR and way_sel == index) or (way_op == WAY_PURGE and purge) or \
+                way_op == WAY_ZERO:
+            way_new.next = 0
+        else:
+            way_new.next = way_word
+
+    return compare, rewrite
+
+
+# ---- a ladder: one cell per level ------------------------------------------------
+@block
+def _level_cell(clk, rst, is_bid, rd_price, rd_shares, rd_orders, prev_price, prev_shares,
+                prev_orders, next_price, next_shares, next_orders, prev_better, load,
+                do_insert, do_remove, do_modify, op_add, op_price, op_amount, op_gone,
+                price, shares, orders, better, equal, single, differs, shares_sat):
+    first = Signal(bool(0))
+    if is_bid:
+        @always_comb
+        def ranks():
+            better.next = orders != 0 and price > op_price
+            equal.next = orders != 0 and price == op_price
+    else:
+        @always_comb
+        def ranks():
+            better.next = orders != 0 and price < op_price
+            equal.next = orders != 0 and price == op_price
+
+    @always_comb
+    def flags():
+        first.next = not better and prev_better
+        single.next = equal and orders == 1
+
+    outputs = [ranks, flags]
+    if shares_sat is not None:
+        # Only the top DEPTH levels go into records.
+        @always_comb
+        def top_level():
+            differs.next = price != rd_price or shares != rd_shares or orders != rd_orders
+            if (shares >> 32) != 0:
+                shares_sat.next = 0xFFFF_FFFF
+            else:
+                shares_sat.next = shares[32:]
+
+        outputs.append(top_level)
+    @always_seq(clk.posedge, reset=rst)
+    def level():
+        if load:
+            price.next = rd_price
+            shares.next = rd_shares
+            orders.next = rd_orders
+        elif do_insert and not better:
+            if first:
+                price.next = op_price
+                shares.next = op_amount
+                orders.next = 1
+            else:
+                price.next = prev_price
+                shares.next = prev_shares
+                orders.next = prev_orders
+        elif do_remove and not better:
+            price.next = next_price
+            shares.next = next_shares
+            orders.next = next_orders
+        elif do_modify and equal:
+            if op_add:
+                shares.next = shares + op_amount
+                orders.next = orders + 1
+            else:
+                shares.next = shares - op_amount
+                if op_gone:
+                    orders.next = orders - 1
+
+    outputs.append(level)
+    return outputs
+
+
+@block
+def _ladder_side(clk, rst, layout: Layout, is_bid, rd_word, load, refill_reset, apply, op_add,
+                 op_price, op_amount, op_gone, prices, shares, orders, shares_sat, truncated,
+                 boundary, beyond, missing, depth_degraded, top_changed):
+    """One side's working registers and their update (see _level_cell)."""
+    lay = layout
+    levels = lay.config.levels
+    cb, sb = lay.count_bits, lay.shares_bits
+    better = [Signal(bool(0)) for _ in range(levels)]
+    equal = [Signal(bool(0)) for _ in range(levels)]
+    single = [Signal(bool(0)) for _ in range(levels)]
+    differs = [Signal(bool(0)) for _ in range(DEPTH)]
+    equal_vec = ConcatSignal(*reversed(equal))
+    single_vec = ConcatSignal(*reversed(single))
+    top_differs = ConcatSignal(*reversed(differs))
+    do_insert, do_remove, do_modify = Signal(bool(0)), Signal(bool(0)), Signal(bool(0))
+    beyond_op = Signal(bool(0))
+    hit = Signal(bool(0))
+    const_true = Signal(bool(1))
+    const_zero_price = Signal(intbv(0)[32:])
+    const_zero_shares = Signal(intbv(0)[sb:])
+    const_zero_orders = Signal(intbv(0)[cb:])
+    last_price, last_orders = prices[levels - 1], orders[levels - 1]
+    worst_better = better[levels - 1]   # a full array, every level better than the op
+    depth_orders = orders[DEPTH - 1]
+    rd_boundary = rd_word(lay.l_beyond, lay.l_boundary)
+    rd_beyond = rd_word(lay.l_truncated, lay.l_beyond)
+    rd_truncated = rd_word(lay.l_truncated)
+
+    cells = []
+    for i in range(levels):
+        base = i * lay.level_bits
+        prev = i - 1 if i else 0
+        cells.append(_level_cell(
+            clk, rst, is_bid,
+            rd_word(base + 32, base), rd_word(base + 32 + sb, base + 32),
+            rd_word(base + lay.level_bits, base + 32 + sb),
+            prices[prev], shares[prev], orders[prev],
+            prices[i + 1] if i + 1 < levels else const_zero_price,
+            shares[i + 1] if i + 1 < levels else const_zero_shares,
+            orders[i + 1] if i + 1 < levels else const_zero_orders,
+            better[i - 1] if i else const_true,
+            load, do_insert, do_remove, do_modify, op_add, op_price, op_amount, op_gone,
+            prices[i], shares[i], orders[i], better[i], equal[i], single[i],
+            differs[i] if i < DEPTH else None, shares_sat[i] if i < DEPTH else None))
+
+    if is_bid:
+        @always_comb
+        def beyond_test():
+            beyond_op.next = truncated and not op_price > boundary
+    else:
+        @always_comb
+        def beyond_test():
+            beyond_op.next = truncated and not op_price < boundary
+
+    @always_comb
+    def control():
+        hit.next = equal_vec != 0
+        do_insert.next = apply and op_add and not beyond_op and equal_vec == 0 and \
+            not worst_better
+        do_remove.next = apply and not op_add and not beyond_op and op_gone and single_vec != 0
+        do_modify.next = apply and not beyond_op and equal_vec != 0 and \
+            (op_add or not op_gone or single_vec == 0)
+        missing.next = apply and not op_add and not beyond_op and equal_vec == 0
+        depth_degraded.next = truncated and depth_orders == 0
+        top_changed.next = top_differs != 0
+
+    @always_seq(clk.posedge, reset=rst)
+    def truncation():
+        if load:
+            truncated.next = rd_truncated
+            boundary.next = rd_boundary
+            beyond.next = rd_beyond
+        elif refill_reset:
+            truncated.next = 0
+            boundary.next = 0
+            beyond.next = 0
+        elif apply:
+            if op_add:
+                if beyond_op:
+                    beyond.next = beyond + 1
+                elif not hit and worst_better:
+                    # Worse than every level of a full array: not tracked.
+                    truncated.next = 1
+                    boundary.next = op_price
+                    beyond.next = beyond + 1
+                elif not hit and last_orders != 0:
+                    # The worst level is pushed out by the insert.
+                    truncated.next = 1
+                    boundary.next = last_price
+                    beyond.next = beyond + last_orders
+            elif beyond_op and op_gone:
+                beyond.next = beyond - 1
+                if beyond == 1:
+                    truncated.next = 0
+                    boundary.next = 0
+
+    return cells, beyond_test, control, truncation
+
+
+# ---- small pieces ----------------------------------------------------------------
+@block
+def _counter(clk, rst, pulse, count):
+    @always_seq(clk.posedge, reset=rst)
+    def counting():
+        if pulse:
+            count.next = (count + 1) & 0xFFFFFFFF
+
+    return counting
+
+
+@block
+def _drive(source, target):
+    @always_comb
+    def assign():
+        target.next = source
+
+    return assign
+
+
+@block
+def _first_set(vector, width, any_set, index):
+    """Lowest set bit of ``vector``."""
+    @always_comb
+    def encode():
+        any_set.next = vector != 0
+        index.next = 0
+        for i in downrange(width):
+            if vector[i]:
+                index.next = i
+
+    return encode
+
+
+@block
+def _select(word, index, stride, offset, out):
+    """``word[stride*index + offset +: len(out)]``."""
+    mask = (1 << len(out)) - 1
+
+    @always_comb
+    def shift():
+        out.next = (word >> (stride * index + offset)) & mask
+
+    return shift
+
+
+# ---- the block ---------------------------------------------------------------------
+@block
+def order_book(clk, rst, s_event: EventPort, m_axis: AxiStream, s_axil: AxiLite,
+               config: BookConfig = BookConfig()):
+    """The block's top level: events in on ``s_event``, records out on
+    ``m_axis``, registers on ``s_axil``."""
+    if config.slots < 2:
+        raise ValueError("the fabric book needs at least two slots")
+    lay = Layout(config)
+    n_slots, n_levels, n_ways, n_sets = config.slots, config.levels, config.order_ways, \
+        config.order_sets
+    slb, setb, cb, eb = lay.slot_bits, lay.set_bits, lay.count_bits, lay.entry_bits
+    last_set = n_sets - 1
+    n_counters = len(COUNTERS)
+
+    ports = RegisterPorts(ORDER_BOOK)
+    registers = regfile(clk, rst, s_axil, ports, ORDER_BOOK,
+                        {"slots": n_slots, "levels": n_levels, "order_ways": n_ways,
+                         "order_sets": n_sets})
+
+    # ---- sequencer state and the event being worked on -------------------
+    t_state = enum("INIT", "IDLE", "CMD", "SWEEP_READ", "SWEEP_WRITE", "DECODE", "ORDER", "LOAD",
+                   "APPLY", "ORDER2", "APPLY2", "FINISH", "REFILL_START", "REFILL_SCAN",
+                   "TRADE_OUT", "UPDATE_OUT")
+    state = Signal(t_state.INIT)
+    fields = field_slices()
+
+    # The event word's fields (shadow slices of a port convert as constants).
+    in_word = _bits(EVENT_BITS)
+
+    @always_comb
+    def event_in():
+        in_word.next = s_event.data
+
+    def ev(name):
+        lsb, width = fields[name]
+        return in_word(lsb) if width == 1 else in_word(lsb + width, lsb)
+
+    in_kind, in_side, in_locate, in_price, in_shares = (ev(n) for n in (
+        "kind", "side", "stock_locate", "price", "shares"))
+    in_ref, in_new_ref, in_match, in_ts, in_seq, in_index, in_aux = (ev(n) for n in (
+        "order_ref", "new_order_ref", "match_number", "timestamp", "seq", "msg_index", "aux"))
+    e_kind = _bits(4)
+    e_side = _bits(1)
+    e_locate = _bits(16)
+    e_price = _bits(32)
+    e_shares = _bits(32)
+    e_ref = _bits(64)
+    e_new_ref = _bits(64)
+    e_match = _bits(64)
+    e_ts = _bits(48)
+    e_seq = _bits(64)
+    e_index = _bits(16)
+    e_aux = _bits(64)
+    e_aux_low = e_aux(8, 0)
+
+    h_hit = _bits(1)          # the event's locate has a slot ...
+    h_slot = _bits(slb)       # ... this one
+    t_slot = _bits(slb)       # the slot whose book the event changes
+    op_valid, op_add, op_side, op_gone = _bits(1), _bits(1), _bits(1), _bits(1)
+    op_price = _bits(32)
+    op_amount = _bits(32)
+    second = _bits(1)         # a replace still has its new order to book
+    lost_set = _bits(1)       # the event makes the slot lost
+    trade_pending = _bits(1)
+    emit = _bits(1)
+    refilled = _bits(1)
+    tr_kind = _bits(8)
+    tr_side = _bits(8)
+    tr_price = _bits(32)
+    rec_flags = _bits(8)
+    scan_set = _bits(setb)
+    purge_all = _bits(1)
+    purge_slot = _bits(slb)
+    refill_bid, refill_ask = _bits(1), _bits(1)
+    bid_bound, ask_bound = _bits(32), _bits(32)
+    done_bid, done_ask = _bits(n_ways), _bits(n_ways)
+    seen_toggle = _bits(1)
+    occupancy = _bits(cb)
+    occupancy_high = _bits(cb)
+    pulses = _bits(n_counters)
+
+    # ---- registers in and out --------------------------------------------
+    cmd_locate, cmd_slot, cmd_op, cmd_toggle = (ports.cmd_locate, ports.cmd_slot, ports.cmd_op,
+                                                ports.cmd_toggle)
+    auto_assign, refill_enable, stale = ports.auto_assign, ports.refill, ports.stale
+    cmd_pending = _bits(1)
+    cmd_slot_ok = _bits(1)
+    cmd_idx = _bits(slb)
+
+    @always_comb
+    def command_decode():
+        cmd_pending.next = cmd_toggle != seen_toggle
+        cmd_slot_ok.next = cmd_slot < n_slots
+        cmd_idx.next = cmd_slot[slb:]
+
+    # ---- slot table: per-slot locate, CAM, per-slot flags -----------------
+    slot_we, slot_wvalid, slots_clear = _bits(1), _bits(1), _bits(1)
+    slot_widx = _bits(slb)
+    slot_wlocate = _bits(16)
+    cam_key = _bits(16)
+    locates = [_bits(16) for _ in range(n_slots)]
+    valids = [_bits(1) for _ in range(n_slots)]
+    matches = [_bits(1) for _ in range(n_slots)]
+    slot_cells = [_slot_cell(clk, rst, i, slot_we, slot_widx, slot_wlocate, slot_wvalid,
+                             slots_clear, cam_key, locates[i], valids[i], matches[i])
+                  for i in range(n_slots)]
+    locate_vec = ConcatSignal(*reversed(locates))
+    valid_vec = ConcatSignal(*reversed(valids))
+    match_vec = ConcatSignal(*reversed(matches))
+    free_vec = _bits(n_slots)
+    cam_hit, free_any = _bits(1), _bits(1)
+    cam_idx, free_idx = _bits(slb), _bits(slb)
+    cam = _first_set(match_vec, n_slots, cam_hit, cam_idx)
+    free = _first_set(free_vec, n_slots, free_any, free_idx)
+    dir_seen, not_trading, lost, depth = (_bits(n_slots) for _ in range(4))
+    degraded_vec = _bits(n_slots)
+    t_locate = _bits(16)
+    info_locate = _bits(16)
+    t_locate_mux = _select(locate_vec, t_slot, 16, 0, t_locate)
+    info_locate_mux = _select(locate_vec, cmd_idx, 16, 0, info_locate)
+
+    symbols = [_bits(64) for _ in range(n_slots)]
+    sym_we = _bits(1)
+    sym_waddr = _bits(slb)
+    sym_wdata = _bits(64)
+    sym_rd = _bits(64)
+
+    @always(clk.posedge)
+    def symbol_memory():
+        if sym_we:
+            symbols[sym_waddr].next = sym_wdata
+        if cmd_slot_ok:
+            sym_rd.next = symbols[cmd_idx]
+
+    slots_used = _bits(9)
+
+    @always_comb
+    def slot_vectors():
+        free_vec.next = ~valid_vec
+        degraded_vec.next = lost | depth
+        used = intbv(0)[9:]
+        for i in range(n_slots):
+            if valid_vec[i]:
+                used[:] = used + 1
+        slots_used.next = used
+
+    # ---- order table -------------------------------------------------------
+    order_table = [_bits(n_ways * eb) for _ in range(n_sets)]
+    tbl_rd = _bits(n_ways * eb)
+    tbl_re, tbl_we = _bits(1), _bits(1)
+    tbl_raddr, tbl_waddr = _bits(setb), _bits(setb)
+    way_op = _bits(3)
+    way_sel = _bits(max(1, (n_ways - 1).bit_length()))
+    lookup_ref = _bits(64)
+    new_ref = _bits(64)
+    new_slot = _bits(slb)
+    new_side = _bits(1)
+    new_entry = ConcatSignal(e_shares, e_price, new_side, new_slot, new_ref, intbv(1)[1:])
+    new_shares = _bits(32)
+    fold_ref, fold_new = _bits(setb), _bits(setb)
+    used_w = [_bits(1) for _ in range(n_ways)]
+    hit_w = [_bits(1) for _ in range(n_ways)]
+    purge_w = [_bits(1) for _ in range(n_ways)]
+    rfb_w = [_bits(1) for _ in range(n_ways)]
+    rfa_w = [_bits(1) for _ in range(n_ways)]
+    new_w = [_bits(eb) for _ in range(n_ways)]
+    way_cells = [_way_cell(lay, tbl_rd(eb * (w + 1), eb * w), w, lookup_ref, purge_all,
+                           purge_slot, t_slot, refill_bid, refill_ask, bid_bound, ask_bound,
+                           done_bid(w), done_ask(w), way_op, way_sel, new_entry, new_shares,
+                           used_w[w], hit_w[w], purge_w[w], rfb_w[w], rfa_w[w], new_w[w])
+                 for w in range(n_ways)]
+    tbl_wdata = ConcatSignal(*reversed(new_w))
+    hit_vec = ConcatSignal(*reversed(hit_w))
+    free_way_vec = _bits(n_ways)
+    purge_vec = ConcatSignal(*reversed(purge_w))
+    rfb_vec = ConcatSignal(*reversed(rfb_w))
+    rfa_vec = ConcatSignal(*reversed(rfa_w))
+    used_vec = ConcatSignal(*reversed(used_w))
+    any_hit, any_free, rfb_any, rfa_any = _bits(1), _bits(1), _bits(1), _bits(1)
+    hit_way, free_way, rfb_way, rfa_way = (_bits(len(way_sel)) for _ in range(4))
+    way_encoders = [_first_set(hit_vec, n_ways, any_hit, hit_way),
+                    _first_set(free_way_vec, n_ways, any_free, free_way),
+                    _first_set(rfb_vec, n_ways, rfb_any, rfb_way),
+                    _first_set(rfa_vec, n_ways, rfa_any, rfa_way)]
+    # What is needed of the selected ways: from the slot up for a hit,
+    # price and shares for a refill.
+    hit_entry = _bits(eb - lay.e_slot)
+    rfb_entry, rfa_entry = _bits(64), _bits(64)
+    entry_muxes = [_select(tbl_rd, hit_way, eb, lay.e_slot, hit_entry),
+                   _select(tbl_rd, rfb_way, eb, lay.e_price, rfb_entry),
+                   _select(tbl_rd, rfa_way, eb, lay.e_price, rfa_entry)]
+    hit_slot = hit_entry(lay.e_side - lay.e_slot, 0)
+    hit_side = hit_entry(lay.e_side - lay.e_slot)
+    hit_price = hit_entry(lay.e_shares - lay.e_slot, lay.e_price - lay.e_slot)
+    hit_shares = hit_entry(eb - lay.e_slot, lay.e_shares - lay.e_slot)
+    rfb_price, rfb_shares = rfb_entry(32, 0), rfb_entry(64, 32)
+    rfa_price, rfa_shares = rfa_entry(32, 0), rfa_entry(64, 32)
+    purge_count = _bits(max(1, n_ways.bit_length()))
+    rf_more = _bits(1)        # matches left in this set after this cycle's picks
+    n_chunks = (64 + setb - 1) // setb
+    set_mask = (1 << setb) - 1
+    count_width = len(purge_count)
+
+    @always_comb
+    def set_index():
+        a = intbv(0)[setb:]
+        b = intbv(0)[setb:]
+        for c in range(n_chunks):
+            a[:] = a ^ ((e_ref >> (c * setb)) & set_mask)
+            b[:] = b ^ ((e_new_ref >> (c * setb)) & set_mask)
+        fold_ref.next = a
+        fold_new.next = b
+
+    @always_comb
+    def ways_summary():
+        free_way_vec.next = ~used_vec
+        count = intbv(0)[count_width:]
+        for w in range(n_ways):
+            if purge_vec[w]:
+                count[:] = count + 1
+        purge_count.next = count
+        new_shares.next = hit_shares - e_shares
+        left_b = intbv(0)[n_ways:]
+        left_a = intbv(0)[n_ways:]
+        left_b[:] = rfb_vec
+        left_a[:] = rfa_vec
+        left_b[int(rfb_way)] = 0
+        left_a[int(rfa_way)] = 0
+        rf_more.next = left_b != 0 or left_a != 0
+
+    @always(clk.posedge)
+    def table_memory():
+        if tbl_we:
+            order_table[tbl_waddr].next = tbl_wdata
+        if tbl_re:
+            tbl_rd.next = order_table[tbl_raddr]
+
+    # ---- ladders -------------------------------------------------------------
+    bid_mem = [_bits(lay.ladder_bits) for _ in range(n_slots)]
+    ask_mem = [_bits(lay.ladder_bits) for _ in range(n_slots)]
+    bid_rd, ask_rd = _bits(lay.ladder_bits), _bits(lay.ladder_bits)
+    lad_re, lad_we, lad_zero = _bits(1), _bits(1), _bits(1)
+    lad_raddr, lad_waddr = _bits(slb), _bits(slb)
+    load_work = _bits(1)
+
+    def side_signals():
+        return dict(
+            prices=[_bits(32) for _ in range(n_levels)],
+            shares=[_bits(lay.shares_bits) for _ in range(n_levels)],
+            orders=[_bits(cb) for _ in range(n_levels)],
+            shares_sat=[_bits(32) for _ in range(DEPTH)],
+            truncated=_bits(1), boundary=_bits(32), beyond=_bits(cb), missing=_bits(1),
+            depth_degraded=_bits(1), top_changed=_bits(1), refill_reset=_bits(1), apply=_bits(1),
+            op_add=_bits(1), op_price=_bits(32), op_amount=_bits(32), op_gone=_bits(1))
+
+    bid, ask = side_signals(), side_signals()
+    sides = []
+    for is_bid, s, rd in ((True, bid, bid_rd), (False, ask, ask_rd)):
+        sides.append(_ladder_side(
+            clk, rst, lay, is_bid, rd, load_work, s["refill_reset"], s["apply"], s["op_add"],
+            s["op_price"], s["op_amount"], s["op_gone"], s["prices"], s["shares"], s["orders"],
+            s["shares_sat"], s["truncated"], s["boundary"], s["beyond"], s["missing"],
+            s["depth_degraded"], s["top_changed"]))
+
+    def ladder_word(s):
+        parts = []
+        for i in reversed(range(n_levels)):
+            parts += [s["orders"][i], s["shares"][i], s["prices"][i]]
+        return ConcatSignal(s["truncated"], s["beyond"], s["boundary"], *parts)
+
+    bid_word, ask_word = ladder_word(bid), ladder_word(ask)
+
+    @always(clk.posedge)
+    def ladder_memory():
+        if lad_we:
+            if lad_zero:
+                bid_mem[lad_waddr].next = 0
+                ask_mem[lad_waddr].next = 0
+            else:
+                bid_mem[lad_waddr].next = bid_word
+                ask_mem[lad_waddr].next = ask_word
+        if lad_re:
+            bid_rd.next = bid_mem[lad_raddr]
+            ask_rd.next = ask_mem[lad_raddr]
+
+    b_apply, b_add, b_gone, b_price, b_amount = (bid["apply"], bid["op_add"], bid["op_gone"],
+                                                  bid["op_price"], bid["op_amount"])
+    a_apply, a_add, a_gone, a_price, a_amount = (ask["apply"], ask["op_add"], ask["op_gone"],
+                                                  ask["op_price"], ask["op_amount"])
+    b_reset, a_reset = bid["refill_reset"], ask["refill_reset"]
+    b_missing, a_missing = bid["missing"], ask["missing"]
+    b_depth, a_depth = bid["depth_degraded"], ask["depth_degraded"]
+    b_changed, a_changed = bid["top_changed"], ask["top_changed"]
+    b_boundary, a_boundary = bid["boundary"], ask["boundary"]
+    b_best_orders, a_best_orders = bid["orders"][0], ask["orders"][0]
+    b_best_price, a_best_price = bid["prices"][0], ask["prices"][0]
+
+    # ---- records ---------------------------------------------------------------
+    update_parts = [
+        (*_offset_bits(BOOK_UPDATE_DTYPE, "stock_locate"), t_locate),
+        (*_offset_bits(BOOK_UPDATE_DTYPE, "flags"), rec_flags),
+        (*_offset_bits(BOOK_UPDATE_DTYPE, "msg_index"), e_index),
+        (*_offset_bits(BOOK_UPDATE_DTYPE, "seq"), e_seq),
+        (*_offset_bits(BOOK_UPDATE_DTYPE, "timestamp"), e_ts),
+    ]
+    for prefix, s in (("bid", bid), ("ask", ask)):
+        for i in range(DEPTH):
+            update_parts += [
+                (*_offset_bits(BOOK_UPDATE_DTYPE, f"{prefix}_price", i), s["prices"][i]),
+                (*_offset_bits(BOOK_UPDATE_DTYPE, f"{prefix}_shares", i), s["shares_sat"][i]),
+                (*_offset_bits(BOOK_UPDATE_DTYPE, f"{prefix}_orders", i), s["orders"][i]),
+            ]
+    update_word = _record_word(update_parts, 8 * BOOK_UPDATE_DTYPE.itemsize)
+    trade_word = _record_word([
+        (*_offset_bits(TRADE_DTYPE, "stock_locate"), t_locate),
+        (*_offset_bits(TRADE_DTYPE, "kind"), tr_kind),
+        (*_offset_bits(TRADE_DTYPE, "side"), tr_side),
+        (*_offset_bits(TRADE_DTYPE, "msg_index"), e_index),
+        (*_offset_bits(TRADE_DTYPE, "seq"), e_seq),
+        (*_offset_bits(TRADE_DTYPE, "timestamp"), e_ts),
+        (*_offset_bits(TRADE_DTYPE, "order_reference_number"), e_ref),
+        (*_offset_bits(TRADE_DTYPE, "match_number"), e_match),
+        (*_offset_bits(TRADE_DTYPE, "shares"), e_shares),
+        (*_offset_bits(TRADE_DTYPE, "price"), tr_price),
+    ], 8 * TRADE_DTYPE.itemsize)
+
+    out_data = _bits(8 * BOOK_UPDATE_DTYPE.itemsize)
+    out_left = _bits(max(UPDATE_BEATS, TRADE_BEATS).bit_length())
+    out_dest = _bits(DEST_WIDTH)
+    out_free = _bits(1)
+    out_load_update, out_load_trade = _bits(1), _bits(1)
+
+    @always_comb
+    def output_port():
+        m_axis.tvalid.next = out_left != 0
+        m_axis.tdata.next = out_data[DATA_WIDTH:]
+        m_axis.tlast.next = out_left == 1
+        m_axis.tkeep.next = 0xFF
+        m_axis.tuser.next = 0
+        m_axis.tdest.next = out_dest
+        out_free.next = out_left == 0 or (out_left == 1 and m_axis.tready)
+
+    @always_seq(clk.posedge, reset=rst)
+    def output_shift():
+        if out_load_update:
+            out_data.next = update_word
+            out_left.next = UPDATE_BEATS
+            out_dest.next = TDEST_UPDATE
+        elif out_load_trade:
+            out_data.next = trade_word
+            out_left.next = TRADE_BEATS
+            out_dest.next = TDEST_TRADE
+        elif out_left != 0 and m_axis.tready:
+            out_data.next = out_data >> DATA_WIDTH
+            out_left.next = out_left - 1
+
+    # ---- the sequencer: what each step drives ---------------------------------
+    refill_go = _bits(1)
+
+    @always_comb
+    def refill_decision():
+        refill_go.next = refill_enable and (b_depth or a_depth) and not refilled
+
+    @always_comb
+    def steer():
+        s_event.ready.next = state == t_state.IDLE and not cmd_pending
+        cam_key.next = e_locate
+        if state == t_state.CMD:
+            cam_key.next = cmd_locate
+        tbl_re.next = 0
+        tbl_raddr.next = fold_ref
+        tbl_we.next = 0
+        tbl_waddr.next = fold_ref
+        way_op.next = WAY_KEEP
+        way_sel.next = 0
+        lookup_ref.next = e_ref
+        new_ref.next = e_ref
+        new_slot.next = h_slot
+        new_side.next = e_side
+        lad_re.next = 0
+        lad_raddr.next = h_slot
+        lad_we.next = 0
+        lad_waddr.next = t_slot
+        lad_zero.next = 0
+        load_work.next = 0
+        slot_we.next = 0
+        slot_widx.next = cmd_idx
+        slot_wlocate.next = cmd_locate
+        slot_wvalid.next = 0
+        slots_clear.next = 0
+        sym_we.next = 0
+        sym_waddr.next = cmd_idx
+        sym_wdata.next = 0
+        out_load_update.next = 0
+        out_load_trade.next = 0
+        b_apply.next = 0
+        a_apply.next = 0
+        b_reset.next = 0
+        a_reset.next = 0
+        b_add.next = op_add
+        a_add.next = op_add
+        b_gone.next = op_gone
+        a_gone.next = op_gone
+        b_price.next = op_price
+        a_price.next = op_price
+        b_amount.next = op_amount
+        a_amount.next = op_amount
+
+        if state == t_state.INIT:
+            tbl_we.next = 1
+            tbl_waddr.next = scan_set
+            way_op.next = WAY_ZERO
+        elif state == t_state.CMD:
+            if cmd_op == CMD_RESET_BOOK:
+                slots_clear.next = 1
+            elif cmd_slot_ok and cmd_op == CMD_ASSIGN and not (cam_hit and cam_idx != cmd_idx):
+                slot_we.next = 1
+                slot_wvalid.next = 1
+                lad_we.next = 1
+                lad_waddr.next = cmd_idx
+                lad_zero.next = 1
+                sym_we.next = 1
+            elif cmd_slot_ok and cmd_op == CMD_RELEASE:
+                slot_we.next = 1
+                slot_wlocate.next = info_locate
+        elif state == t_state.SWEEP_READ:
+            tbl_re.next = 1
+            tbl_raddr.next = scan_set
+        elif state == t_state.SWEEP_WRITE:
+            tbl_we.next = 1
+            tbl_waddr.next = scan_set
+            way_op.next = WAY_PURGE
+        elif state == t_state.DECODE:
+            tbl_re.next = 1
+            if e_kind == EV_DIRECTORY:
+                sym_wdata.next = e_aux
+                if cam_hit:
+                    sym_we.next = 1
+                    sym_waddr.next = cam_idx
+                elif auto_assign and free_any:
+                    slot_we.next = 1
+                    slot_widx.next = free_idx
+                    slot_wlocate.next = e_locate
+                    slot_wvalid.next = 1
+                    lad_we.next = 1
+                    lad_waddr.next = free_idx
+                    lad_zero.next = 1
+                    sym_we.next = 1
+                    sym_waddr.next = free_idx
+        elif state == t_state.ORDER:
+            if e_kind == EV_ADD:
+                if not any_hit:
+                    lad_re.next = 1
+                    if any_free:
+                        tbl_we.next = 1
+                        way_op.next = WAY_NEW
+                        way_sel.next = free_way
+            elif any_hit:
+                tbl_we.next = 1
+                way_sel.next = hit_way
+                if e_kind == EV_DELETE or e_kind == EV_REPLACE or e_shares >= hit_shares:
+                    way_op.next = WAY_CLEAR
+                else:
+                    way_op.next = WAY_SHARES
+                lad_re.next = 1
+                lad_raddr.next = hit_slot
+            elif h_hit:
+                lad_re.next = 1
+        elif state == t_state.LOAD:
+            load_work.next = 1
+        elif state == t_state.APPLY or state == t_state.APPLY2:
+            b_apply.next = not op_side
+            a_apply.next = op_side
+            if state == t_state.APPLY and second:
+                tbl_re.next = 1
+                tbl_raddr.next = fold_new
+        elif state == t_state.ORDER2:
+            lookup_ref.next = e_new_ref
+            new_ref.next = e_new_ref
+            new_slot.next = t_slot
+            new_side.next = op_side
+            tbl_waddr.next = fold_new
+            if not any_hit and any_free:
+                tbl_we.next = 1
+                way_op.next = WAY_NEW
+                way_sel.next = free_way
+        elif state == t_state.FINISH:
+            if not refill_go:
+                lad_we.next = 1
+        elif state == t_state.REFILL_START:
+            b_reset.next = refill_bid
+            a_reset.next = refill_ask
+            tbl_re.next = 1
+            tbl_raddr.next = scan_set
+        elif state == t_state.REFILL_SCAN:
+            b_apply.next = rfb_any
+            a_apply.next = rfa_any
+            b_add.next = 1
+            a_add.next = 1
+            b_gone.next = 0
+            a_gone.next = 0
+            b_price.next = rfb_price
+            a_price.next = rfa_price
+            b_amount.next = rfb_shares
+            a_amount.next = rfa_shares
+            if not rf_more and scan_set != last_set:
+                tbl_re.next = 1
+                tbl_raddr.next = scan_set + 1
+        elif state == t_state.TRADE_OUT:
+            out_load_trade.next = out_free
+        elif state == t_state.UPDATE_OUT:
+            out_load_update.next = out_free
+
+    # ---- the sequencer: state and bookkeeping ----------------------------------
+    @always_seq(clk.posedge, reset=rst)
+    def advance():
+        p = intbv(0)[n_counters:]
+        if state == t_state.INIT:
+            scan_set.next = scan_set + 1
+            if scan_set == last_set:
+                scan_set.next = 0
+                state.next = t_state.IDLE
+
+        elif state == t_state.IDLE:
+            if cmd_pending:
+                seen_toggle.next = cmd_toggle
+                state.next = t_state.CMD
+            elif s_event.valid:
+                e_kind.next = in_kind
+                e_side.next = in_side
+                e_locate.next = in_locate
+                e_price.next = in_price
+                e_shares.next = in_shares
+                e_ref.next = in_ref
+                e_new_ref.next = in_new_ref
+                e_match.next = in_match
+                e_ts.next = in_ts
+                e_seq.next = in_seq
+                e_index.next = in_index
+                e_aux.next = in_aux
+                op_valid.next = 0
+                second.next = 0
+                lost_set.next = 0
+                trade_pending.next = 0
+                emit.next = 0
+                refilled.next = 0
+                state.next = t_state.DECODE
+
+        elif state == t_state.CMD:
+            state.next = t_state.IDLE
+            if cmd_op == CMD_NONE:
+                pass
+            elif cmd_op == CMD_RESET_BOOK:
+                dir_seen.next = 0
+                not_trading.next = 0
+                lost.next = 0
+                depth.next = 0
+                purge_all.next = 1
+                scan_set.next = 0
+                state.next = t_state.SWEEP_READ
+            elif not cmd_slot_ok or cmd_op > CMD_RESET_BOOK:
+                p[C_BAD_COMMAND] = 1
+            elif cmd_op == CMD_CLEAR_DEGRADED:
+                lost.next[cmd_idx] = 0
+            elif cmd_op == CMD_ASSIGN and cam_hit and cam_idx != cmd_idx:
+                p[C_BAD_COMMAND] = 1
+            else:
+                # Assign or release: a fresh slot and none of its old orders.
+                dir_seen.next[cmd_idx] = 0
+                not_trading.next[cmd_idx] = 0
+                lost.next[cmd_idx] = 0
+                depth.next[cmd_idx] = 0
+                purge_all.next = 0
+                purge_slot.next = cmd_idx
+                scan_set.next = 0
+                state.next = t_state.SWEEP_READ
+
+        elif state == t_state.SWEEP_READ:
+            state.next = t_state.SWEEP_WRITE
+
+        elif state == t_state.SWEEP_WRITE:
+            occupancy.next = occupancy - purge_count
+            scan_set.next = scan_set + 1
+            state.next = t_state.SWEEP_READ
+            if scan_set == last_set:
+                scan_set.next = 0
+                state.next = t_state.IDLE
+
+        elif state == t_state.DECODE:
+            h_hit.next = cam_hit
+            h_slot.next = cam_idx
+            if e_kind >= 1 and e_kind <= LAST_KIND:
+                p[e_kind - 1] = 1
+            else:
+                p[C_EV_OTHER] = 1
+            state.next = t_state.IDLE
+            if e_kind == EV_DIRECTORY:
+                if cam_hit:
+                    dir_seen.next[cam_idx] = 1
+                elif not auto_assign:
+                    p[C_UNTRACKED] = 1
+                elif free_any:
+                    dir_seen.next[free_idx] = 1
+                    not_trading.next[free_idx] = 0
+                    lost.next[free_idx] = 0
+                    depth.next[free_idx] = 0
+                else:
+                    p[C_NO_FREE_SLOT] = 1
+            elif e_kind == EV_TRADING_STATE:
+                if cam_hit:
+                    not_trading.next[cam_idx] = e_aux_low != CHAR_T
+                else:
+                    p[C_UNTRACKED] = 1
+            elif e_kind == EV_TRADE:
+                if cam_hit:
+                    t_slot.next = cam_idx
+                    tr_kind.next = ord("P")
+                    tr_side.next = SIDE_SELL if e_side else SIDE_BUY
+                    tr_price.next = e_price
+                    trade_pending.next = 1
+                    state.next = t_state.TRADE_OUT
+                else:
+                    p[C_UNTRACKED] = 1
+            elif e_kind == EV_ADD:
+                if not cam_hit:
+                    p[C_UNTRACKED] = 1
+                elif e_shares == 0:
+                    p[C_ZERO_SHARES] = 1
+                else:
+                    state.next = t_state.ORDER
+            elif e_kind == EV_EXECUTE or e_kind == EV_EXECUTE_PRICE or e_kind == EV_CANCEL or \
+                    e_kind == EV_DELETE or e_kind == EV_REPLACE:
+                state.next = t_state.ORDER
+
+        elif state == t_state.ORDER:
+            state.next = t_state.IDLE
+            if e_kind == EV_ADD:
+                if any_hit:
+                    p[C_DUPLICATE] = 1
+                else:
+                    t_slot.next = h_slot
+                    state.next = t_state.LOAD
+                    if any_free:
+                        occupancy.next = occupancy + 1
+                        if occupancy + 1 > occupancy_high:
+                            occupancy_high.next = occupancy + 1
+                        op_valid.next = 1
+                        op_add.next = 1
+                        op_side.next = e_side
+                        op_price.next = e_price
+                        op_amount.next = e_shares
+                        op_gone.next = 0
+                    else:
+                        lost_set.next = 1
+                        p[C_TABLE_FULL] = 1
+            elif any_hit:
+                t_slot.next = hit_slot
+                op_valid.next = 1
+                op_add.next = 0
+                op_side.next = hit_side
+                op_price.next = hit_price
+                state.next = t_state.LOAD
+                if e_kind == EV_DELETE or e_kind == EV_REPLACE:
+                    op_amount.next = hit_shares
+                    op_gone.next = 1
+                    occupancy.next = occupancy - 1
+                else:
+                    if e_shares > hit_shares:
+                        if e_kind == EV_CANCEL:
+                            p[C_OVER_CANCEL] = 1
+                        else:
+                            p[C_OVER_EXECUTION] = 1
+                    if e_shares >= hit_shares:
+                        op_amount.next = hit_shares
+                        op_gone.next = 1
+                        occupancy.next = occupancy - 1
+                    else:
+                        op_amount.next = e_shares
+                        op_gone.next = 0
+                tr_side.next = SIDE_SELL if hit_side else SIDE_BUY
+                if e_kind == EV_EXECUTE:
+                    trade_pending.next = 1
+                    tr_kind.next = ord("E")
+                    tr_price.next = hit_price
+                elif e_kind == EV_EXECUTE_PRICE and e_aux_low == CHAR_Y:
+                    trade_pending.next = 1
+                    tr_kind.next = ord("C")
+                    tr_price.next = e_price
+                if e_kind == EV_REPLACE:
+                    if e_shares != 0:
+                        second.next = 1
+                    else:
+                        p[C_ZERO_SHARES] = 1
+            elif h_hit:
+                t_slot.next = h_slot
+                lost_set.next = 1
+                p[C_UNKNOWN_REF] = 1
+                state.next = t_state.LOAD
+            else:
+                p[C_UNTRACKED] = 1
+
+        elif state == t_state.LOAD:
+            if op_valid:
+                state.next = t_state.APPLY
+            else:
+                state.next = t_state.FINISH
+
+        elif state == t_state.APPLY:
+            if (b_missing and not op_side) or (a_missing and op_side):
+                lost_set.next = 1
+                p[C_LEVEL_MISSING] = 1
+            if second:
+                state.next = t_state.ORDER2
+            else:
+                state.next = t_state.FINISH
+
+        elif state == t_state.ORDER2:
+            state.next = t_state.FINISH
+            if any_hit:
+                p[C_DUPLICATE] = 1
+            elif not any_free:
+                lost_set.next = 1
+                p[C_TABLE_FULL] = 1
+            else:
+                occupancy.next = occupancy + 1
+                if occupancy + 1 > occupancy_high:
+                    occupancy_high.next = occupancy + 1
+                op_add.next = 1
+                op_price.next = e_price
+                op_amount.next = e_shares
+                op_gone.next = 0
+                state.next = t_state.APPLY2
+
+        elif state == t_state.APPLY2:
+            state.next = t_state.FINISH
+
+        elif state == t_state.FINISH:
+            if refill_go:
+                refill_bid.next = b_depth
+                refill_ask.next = a_depth
+                bid_bound.next = b_boundary
+                ask_bound.next = a_boundary
+                refilled.next = 1
+                scan_set.next = 0
+                done_bid.next = 0
+                done_ask.next = 0
+                p[C_REFILLS] = 1
+                state.next = t_state.REFILL_START
+            else:
+                was = lost[t_slot] or depth[t_slot]
+                now = lost[t_slot] or lost_set or b_depth or a_depth
+                if (b_depth or a_depth) and not depth[t_slot]:
+                    p[C_DEPTH] = 1
+                depth.next[t_slot] = b_depth or a_depth
+                if lost_set:
+                    lost.next[t_slot] = 1
+                flags = intbv(0)[8:]
+                if now:
+                    flags[:] = flags | FLAG_DEGRADED
+                if not_trading[t_slot]:
+                    flags[:] = flags | FLAG_NOT_TRADING
+                if stale:
+                    flags[:] = flags | FLAG_STALE
+                if b_best_orders != 0 and a_best_orders != 0 and b_best_price >= a_best_price:
+                    flags[:] = flags | FLAG_CROSSED
+                if not dir_seen[t_slot]:
+                    flags[:] = flags | FLAG_NO_DIRECTORY
+                rec_flags.next = flags
+                emit.next = b_changed or a_changed or was != now
+                if trade_pending:
+                    state.next = t_state.TRADE_OUT
+                elif b_changed or a_changed or was != now:
+                    state.next = t_state.UPDATE_OUT
+                else:
+                    state.next = t_state.IDLE
+
+        elif state == t_state.REFILL_START:
+            state.next = t_state.REFILL_SCAN
+
+        elif state == t_state.REFILL_SCAN:
+            if rf_more:
+                if rfb_any:
+                    done_bid.next[rfb_way] = 1
+                if rfa_any:
+                    done_ask.next[rfa_way] = 1
+            else:
+                done_bid.next = 0
+                done_ask.next = 0
+                if scan_set == last_set:
+                    refill_bid.next = 0
+                    refill_ask.next = 0
+                    state.next = t_state.FINISH
+                else:
+                    scan_set.next = scan_set + 1
+
+        elif state == t_state.TRADE_OUT:
+            if out_free:
+                p[C_TRADES] = 1
+                if emit:
+                    state.next = t_state.UPDATE_OUT
+                else:
+                    state.next = t_state.IDLE
+
+        elif state == t_state.UPDATE_OUT:
+            if out_free:
+                p[C_BOOK_UPDATES] = 1
+                state.next = t_state.IDLE
+
+        pulses.next = p
+
+    # ---- registers ---------------------------------------------------------------
+    counters = [_counter(clk, rst, pulses(i), getattr(ports, f"count_{name}"))
+                for i, name in enumerate(COUNTERS)]
+    busy = _bits(1)
+
+    @always_comb
+    def status():
+        busy.next = cmd_pending or state == t_state.INIT or state == t_state.CMD or \
+            state == t_state.SWEEP_READ or state == t_state.SWEEP_WRITE
+
+    info_valid, info_directory, info_not_trading, info_lost, info_degraded = (
+        _bits(1) for _ in range(5))
+    info_symbol = _bits(64)
+
+    @always_comb
+    def slot_info():
+        info_valid.next = 0
+        info_directory.next = 0
+        info_not_trading.next = 0
+        info_lost.next = 0
+        info_degraded.next = 0
+        info_symbol.next = 0
+        if cmd_slot_ok:
+            info_valid.next = valid_vec[cmd_idx]
+            info_directory.next = dir_seen[cmd_idx]
+            info_not_trading.next = not_trading[cmd_idx]
+            info_lost.next = lost[cmd_idx]
+            info_degraded.next = degraded_vec[cmd_idx]
+            if valid_vec[cmd_idx]:
+                info_symbol.next = sym_rd
+
+    drives = [
+        _drive(busy, ports.busy), _drive(slots_used, ports.slots_used),
+        _drive(info_locate, ports.info_locate), _drive(info_valid, ports.info_valid),
+        _drive(info_directory, ports.info_directory),
+        _drive(info_not_trading, ports.info_not_trading), _drive(info_lost, ports.info_lost),
+        _drive(info_degraded, ports.info_degraded),
+        _drive(info_symbol(64, 32), ports.info_symbol_hi),
+        _drive(info_symbol(32, 0), ports.info_symbol_lo),
+        _drive(occupancy, ports.occupancy), _drive(occupancy_high, ports.occupancy_high),
+    ]
+    for k in range((n_slots + 31) // 32):
+        drives.append(_drive(degraded_vec(min(n_slots, 32 * k + 32), 32 * k),
+                             getattr(ports, f"degraded{k}")))
+
+    return (event_in, registers, slot_cells, cam, free, symbol_memory, slot_vectors, t_locate_mux,
+            info_locate_mux, command_decode, way_cells, way_encoders, entry_muxes, set_index,
+            ways_summary, table_memory, sides, ladder_memory, output_port, output_shift,
+            refill_decision, steer, advance, counters, status, slot_info, drives)
