@@ -45,6 +45,10 @@ Flag bits:
   above the best ask (locked or crossed).
 * ``FLAG_NO_DIRECTORY`` (bit 3): no Stock Directory message was seen for
   this locate.
+* ``FLAG_DEGRADED`` (bit 4): set only by the fabric's book, when its bounded
+  tables cannot keep this stock exact (an order dropped because its table
+  set was full, a reference it does not know, levels beyond its tracked
+  depth needed).  The host books are exact and never set it.
 
 TRADE_DTYPE (56 bytes, 7 beats) -- one execution printed by the feed:
 
@@ -82,6 +86,7 @@ FLAG_NOT_TRADING = 0x01
 FLAG_STALE = 0x02
 FLAG_CROSSED = 0x04
 FLAG_NO_DIRECTORY = 0x08
+FLAG_DEGRADED = 0x10
 
 SIDE_BUY = ord("B")
 SIDE_SELL = ord("S")
@@ -135,7 +140,8 @@ def flag_names(flags: int) -> list[str]:
     """Readable names of the bits set in a BOOK_UPDATE ``flags`` byte."""
     names = []
     for bit, name in ((FLAG_NOT_TRADING, "not_trading"), (FLAG_STALE, "stale"),
-                      (FLAG_CROSSED, "crossed"), (FLAG_NO_DIRECTORY, "no_directory")):
+                      (FLAG_CROSSED, "crossed"), (FLAG_NO_DIRECTORY, "no_directory"),
+                      (FLAG_DEGRADED, "degraded")):
         if flags & bit:
             names.append(name)
     return names
