@@ -13,6 +13,7 @@ COMMANDS = [
     "host.inspect.decode_cmd",   # zynqmm decode
     "host.inspect.book_cmd",     # zynqmm book
     "host.marketday.cli",        # zynqmm gen-day
+    "board.console.cli",         # zynqmm console
 ]
 
 
