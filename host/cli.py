@@ -13,6 +13,7 @@ COMMANDS = [
     "host.inspect.decode_cmd",   # zynqmm decode
     "host.inspect.book_cmd",     # zynqmm book
     "host.marketday.cli",        # zynqmm gen-day
+    "host.pricing.cli",          # zynqmm pricer-accuracy
     "board.console.cli",         # zynqmm console
 ]
 
