@@ -64,3 +64,4 @@ clean: ## remove generated files (keeps .venv)
 	rm -rf $(BUILD)
 
 include mk/rtl.mk
+include mk/overlay.mk
