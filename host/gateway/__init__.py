@@ -1,0 +1,16 @@
+"""Order gateway: SoupBinTCP client, OUCH 5.0 order manager and the journal
+that makes both survive a restart."""
+from host.gateway.gateway import OrderGateway, rebuild
+from host.gateway.orders import Order, OrderError, OrderManager, OrderState, TERMINAL_STATES
+from host.gateway.soup_client import (
+    LoginRejectedError,
+    NotConnectedError,
+    SoupClient,
+    SoupClientError,
+)
+
+__all__ = [
+    "LoginRejectedError", "NotConnectedError", "Order", "OrderError", "OrderGateway",
+    "OrderManager", "OrderState", "SoupClient", "SoupClientError", "TERMINAL_STATES",
+    "rebuild",
+]
