@@ -45,24 +45,43 @@ def _frame_filter(ident: int):
 
 
 def _itch_decoder(ident: int):
-    from rtl.itch_decoder.hdl import EventPort, ItchStream, itch_decoder
+    from rtl.common.events import EventPort
+    from rtl.common.message_stream import ItchStream
+    from rtl.itch_decoder.hdl import itch_decoder
 
     clk, rst = _clock_and_reset()
     return itch_decoder(clk, rst, ItchStream(), EventPort(), AxiLite())
 
 
 def _mold_seq(ident: int):
-    from rtl.mold_seq.hdl import MessageStream, mold_seq
+    from rtl.common.message_stream import ItchStream
+    from rtl.mold_seq.hdl import mold_seq
 
     clk, rst = _clock_and_reset()
-    return mold_seq(clk, rst, AxiStream(), AxiStream(), MessageStream(), AxiLite())
+    return mold_seq(clk, rst, AxiStream(), AxiStream(), ItchStream(), AxiLite())
 
 
 def _order_book(ident: int):
-    from rtl.order_book.hdl import DEST_WIDTH, EventPort, order_book
+    from rtl.common.events import EventPort
+    from rtl.order_book.hdl import DEST_WIDTH, order_book
 
     clk, rst = _clock_and_reset()
     return order_book(clk, rst, EventPort(), AxiStream(DEST_WIDTH), AxiLite())
+
+
+def _feed_path(ident: int):
+    from rtl.feed_path.hdl import ADDR_WIDTH, DEST_WIDTH, feed_path
+
+    clk, rst = _clock_and_reset()
+    return feed_path(clk, rst, AxiStream(), AxiStream(), AxiStream(DEST_WIDTH),
+                     AxiLite(ADDR_WIDTH), ident)
+
+
+def _pricer(ident: int):
+    from rtl.pricer.hdl import OptionPort, ResultPort, SpotPort, SpotTermsPort, pricer
+
+    clk, rst = _clock_and_reset()
+    return pricer(clk, rst, SpotPort(), SpotTermsPort(), OptionPort(), ResultPort())
 
 
 BLOCKS: dict[str, BlockTop] = {
@@ -71,6 +90,8 @@ BLOCKS: dict[str, BlockTop] = {
     "itch_decoder": BlockTop("itch_decoder", _itch_decoder),
     "mold_seq": BlockTop("mold_seq", _mold_seq),
     "order_book": BlockTop("order_book", _order_book),
+    "feed_path": BlockTop("feed_path", _feed_path),
+    "pricer": BlockTop("pricer", _pricer),
 }
 
 

@@ -4,9 +4,9 @@ Declared once here and used by the decoder's model and HDL (producer), the
 order book's model and HDL (consumer) and their tests.  In the fabric the
 event is one wide parallel word moved with a valid/ready handshake (no
 AXI-Stream beats: it never leaves the chip); ``EVENT_FIELDS`` gives its
-fields in order from the least significant bit, and ``pack_event`` /
+fields in order from the least significant bit, ``pack_event`` /
 ``unpack_event`` convert between that word (a Python int) and a row of
-``ITCH_EVENT_DTYPE``.
+``ITCH_EVENT_DTYPE``, and ``EventPort`` is the word's MyHDL port.
 
 Only what the book needs is carried; everything else in ITCH is skipped by
 the decoder (after being counted).
@@ -15,7 +15,8 @@ the decoder (after being counted).
 field           bits   meaning
 ==============  =====  ==========================================================
 kind            4      ``EV_*`` below
-side            1      0 = buy, 1 = sell (add orders; 0 otherwise)
+side            1      0 = buy, 1 = sell: the buy/sell indicator of add
+                       orders (A, F) and of trades (P); 0 otherwise
 stock_locate    16     ITCH stock locate
 price           32     price4: add price (A, F), replace's new price (U),
                        execution price (C, P); 0 otherwise
@@ -37,6 +38,7 @@ aux             64     R: the 8 stock bytes (first character in the most
 from __future__ import annotations
 
 import numpy as np
+from myhdl import Signal, intbv
 
 EV_NONE = 0
 EV_ADD = 1             # A, F
@@ -114,3 +116,14 @@ def unpack_event(word: int) -> np.void:
     for name, (lsb, width) in field_slices().items():
         row[name] = (word >> lsb) & ((1 << width) - 1)
     return row[()]
+
+
+class EventPort:
+    """The event word with valid/ready.  As a top-level port named
+    ``m_event`` (decoder) or ``s_event`` (book) it becomes ``m_event_data``,
+    ``m_event_valid``, ``m_event_ready`` ..."""
+
+    def __init__(self):
+        self.data = Signal(intbv(0)[EVENT_BITS:])
+        self.valid = Signal(bool(0))
+        self.ready = Signal(bool(0))

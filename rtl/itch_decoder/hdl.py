@@ -35,11 +35,12 @@ from myhdl import ConcatSignal, Signal, always, always_comb, always_seq, block, 
 from host.protocols.itch50 import MESSAGE_SIZES
 from rtl.common.axil import AxiLite
 from rtl.common.axis import DATA_BYTES, DATA_WIDTH, KEEP_WIDTH
-from rtl.common.events import EV_ADD, EV_NONE, EV_SYSTEM, EVENT_BITS, EVENT_FIELDS, KIND_OF_TYPE
-from rtl.itch_decoder.model import (DROP_REASONS, LOCATE_BITS, SIDE_BUY, SIDE_SELL, SIDEBAND_BITS,
-                                    STICKY, SUBSCRIPTION_ENTRIES,
-                                    SUBSCRIPTION_EXEMPT, TYPE_COUNTERS, event_spans,
-                                    sideband_slices)
+from rtl.common.events import (EV_ADD, EV_NONE, EV_SYSTEM, EV_TRADE, EVENT_BITS, EVENT_FIELDS,
+                               KIND_OF_TYPE, EventPort)
+from rtl.common.message_stream import SIDEBAND_BITS, ItchStream, sideband_slices
+from rtl.itch_decoder.model import (DROP_REASONS, LOCATE_BITS, SIDE_BUY, SIDE_SELL, STICKY,
+                                    SUBSCRIPTION_ENTRIES, SUBSCRIPTION_EXEMPT, TYPE_COUNTERS,
+                                    event_spans)
 from rtl.regmap.hdl import RegisterPorts, regfile
 from rtl.regmap.map import ITCH_DECODER
 
@@ -71,30 +72,6 @@ KIND_ROM = tuple(KIND_OF_TYPE.get(chr(code), EV_NONE) for code in range(256))
 
 def _last_beat(type_code: str) -> int:
     return (MESSAGE_SIZES[type_code] - 1) // DATA_BYTES
-
-
-class ItchStream:
-    """The sequencer's message stream: AXI-Stream (see :mod:`rtl.common.axis`)
-    with the sideband of :data:`SIDEBAND_FIELDS` in ``tuser``, held for the
-    whole packet.  As ``s_axis`` it becomes ``s_axis_tdata`` ... ``s_axis_tuser``."""
-
-    def __init__(self):
-        self.tdata = Signal(intbv(0)[DATA_WIDTH:])
-        self.tkeep = Signal(intbv(0)[KEEP_WIDTH:])
-        self.tvalid = Signal(bool(0))
-        self.tready = Signal(bool(0))
-        self.tlast = Signal(bool(0))
-        self.tuser = Signal(intbv(0)[SIDEBAND_BITS:])
-
-
-class EventPort:
-    """The event word (:mod:`rtl.common.events`) with valid/ready; as
-    ``m_event`` it becomes ``m_event_data``, ``m_event_valid``, ``m_event_ready``."""
-
-    def __init__(self):
-        self.data = Signal(intbv(0)[EVENT_BITS:])
-        self.valid = Signal(bool(0))
-        self.ready = Signal(bool(0))
 
 
 @block
@@ -384,7 +361,8 @@ def itch_decoder(clk, rst, s_axis: ItchStream, m_event: EventPort, s_axil: AxiLi
             reason.next = R_TRUNCATED
         elif length > spec_length:
             reason.next = R_LENGTH_MISMATCH
-        elif kind_reg == EV_ADD and side_byte != SIDE_BUY and side_byte != SIDE_SELL:
+        elif (kind_reg == EV_ADD or kind_reg == EV_TRADE) and side_byte != SIDE_BUY \
+                and side_byte != SIDE_SELL:
             reason.next = R_BAD_SIDE
         elif kind_reg == EV_NONE:
             reason.next = R_SKIPPED

@@ -2,7 +2,7 @@
 
 Input: the MoldUDP64 sequencer's arbitrated message stream, one ITCH message
 per AXI-Stream packet (the type byte first), with a sideband held for the
-whole packet (:data:`SIDEBAND_FIELDS`, carried in ``tuser``).  Output: one
+whole packet (:mod:`rtl.common.message_stream`, carried in ``tuser``).  Output: one
 :mod:`rtl.common.events` event per message the order book needs.
 
 Each message gets exactly one verdict, judged in this order:
@@ -10,8 +10,9 @@ Each message gets exactly one verdict, judged in this order:
 ``unknown_type``     the first byte is not an ITCH 5.0 message type
 ``truncated``        shorter than its type's length in the specification
 ``length_mismatch``  longer than that
-``bad_side``         an add order (A, F) whose buy/sell indicator is neither
-                     ``B`` nor ``S``: the book could not place it
+``bad_side``         an add order (A, F) or a trade (P) whose buy/sell
+                     indicator is neither ``B`` nor ``S``: the book could
+                     not place the order or print the trade
 ``skipped``          a well-formed message of a type the book does not use
 ``unsubscribed``     an event for a stock locate not in the subscription table
 ``event``            emitted
@@ -44,20 +45,12 @@ from typing import Iterable, NamedTuple, Sequence
 import numpy as np
 
 from host.protocols.itch50 import MESSAGE_CLASSES, MESSAGE_SIZES
-from rtl.common.events import EV_ADD, EV_SYSTEM, ITCH_EVENT_DTYPE, KIND_OF_TYPE
+from rtl.common.events import EV_ADD, EV_SYSTEM, EV_TRADE, ITCH_EVENT_DTYPE, KIND_OF_TYPE
+from rtl.common.message_stream import pack_sideband
 
 SUBSCRIPTION_ENTRIES = 64
 LOCATE_BITS = 16
 COUNTER_MASK = 0xFFFF_FFFF
-
-# The sideband in tuser, from bit 0 up.
-SIDEBAND_FIELDS: tuple[tuple[str, int], ...] = (
-    ("seq", 64),
-    ("msg_index", 16),
-    ("feed", 1),
-    ("stale", 1),
-)
-SIDEBAND_BITS = sum(width for _, width in SIDEBAND_FIELDS)
 
 EVENT = "event"
 SKIPPED = "skipped"
@@ -69,7 +62,8 @@ STICKY = ("unknown_type", "truncated", "length_mismatch", "bad_side", "stale")
 
 SIDE_BUY = ord("B")
 SIDE_SELL = ord("S")
-ADD_TYPES = frozenset(t for t, kind in KIND_OF_TYPE.items() if kind == EV_ADD)
+# Types whose buy/sell indicator becomes the event's side bit.
+SIDED_TYPES = frozenset(t for t, kind in KIND_OF_TYPE.items() if kind in (EV_ADD, EV_TRADE))
 SUBSCRIPTION_EXEMPT = frozenset(t for t, kind in KIND_OF_TYPE.items() if kind == EV_SYSTEM)
 
 _ADD_SOURCES = {"order_ref": "order_reference_number", "side": "buy_sell_indicator",
@@ -90,8 +84,8 @@ EVENT_SOURCES: dict[str, dict[str, str]] = {
     "D": {"order_ref": "order_reference_number"},
     "U": {"order_ref": "original_order_reference_number",
           "new_order_ref": "new_order_reference_number", "shares": "shares", "price": "price"},
-    "P": {"order_ref": "order_reference_number", "shares": "shares", "price": "price",
-          "match_number": "match_number"},
+    "P": {"order_ref": "order_reference_number", "side": "buy_sell_indicator",
+          "shares": "shares", "price": "price", "match_number": "match_number"},
     "R": {"aux": "stock"},
     "H": {"aux": "trading_state"},
     "S": {"aux": "event_code"},
@@ -126,31 +120,6 @@ def event_spans(type_code: str) -> dict[str, tuple[int, int]]:
 
 
 _SPANS = {t: event_spans(t) for t in EVENT_SOURCES}
-
-
-def sideband_slices() -> dict[str, tuple[int, int]]:
-    """name -> (lsb, width) in ``tuser``."""
-    out, lsb = {}, 0
-    for name, width in SIDEBAND_FIELDS:
-        out[name] = (lsb, width)
-        lsb += width
-    return out
-
-
-def pack_sideband(seq: int, msg_index: int, feed: int = 0, stale: bool = False) -> int:
-    """The tuser value of a message."""
-    values = {"seq": seq, "msg_index": msg_index, "feed": int(feed), "stale": int(stale)}
-    word = 0
-    for name, (lsb, width) in sideband_slices().items():
-        if not 0 <= values[name] < (1 << width):
-            raise ValueError(f"sideband {name}={values[name]} does not fit {width} bits")
-        word |= values[name] << lsb
-    return word
-
-
-def unpack_sideband(word: int) -> dict[str, int]:
-    return {name: (word >> lsb) & ((1 << width) - 1)
-            for name, (lsb, width) in sideband_slices().items()}
 
 
 @dataclass(frozen=True)
@@ -209,7 +178,7 @@ def judge(data: bytes, seq: int = 0, msg_index: int = 0) -> Verdict:
              "seq": seq, "msg_index": msg_index}
     for name, (offset, size) in spans.items():
         event[name] = int.from_bytes(data[offset:offset + size], "big")
-    if type_code in ADD_TYPES:
+    if type_code in SIDED_TYPES:
         if event["side"] not in (SIDE_BUY, SIDE_SELL):
             return Verdict("bad_side", type_code)
         event["side"] = int(event["side"] == SIDE_SELL)

@@ -33,8 +33,9 @@ messages: a length prefix, then up to eight bytes per cycle, realigned so
 each message starts in lane 0; when the next prefix is already in the queue
 behind a message's last bytes, it is taken in the same cycle.  Dropped leading
 messages of a partly duplicate packet are cut the same way without output.
-The output registers carry the sideband of :data:`SIDEBAND_FIELDS` in
-``tuser`` for every beat of a message.
+The output registers carry the sideband of
+:data:`rtl.common.message_stream.SIDEBAND_FIELDS` in ``tuser`` for every
+beat of a message.
 
 Events go to a FIFO the host drains over AXI-Lite: the EVENT_* registers
 show the oldest one while ``event_valid`` is 1; software reads them and writes
@@ -49,8 +50,7 @@ from myhdl import Signal, always, always_comb, always_seq, block, concat, intbv,
 from host.protocols.moldudp64 import END_OF_SESSION_COUNT, HEADER_SIZE
 from rtl.common.axil import AxiLite
 from rtl.common.axis import DATA_BYTES, DATA_WIDTH, AxiStream
-from rtl.itch_decoder.hdl import ItchStream
-from rtl.itch_decoder.model import SIDEBAND_FIELDS
+from rtl.common.message_stream import SIDEBAND_FIELDS, ItchStream
 from rtl.mold_seq.model import (BUFFER_BEATS, EV_END_OF_SESSION, EV_FEED_RECOVERED,
                                 EV_FEED_STALE, EV_GAP, EVENT_FIFO_DEPTH, FEED_COUNTERS,
                                 GAP_TABLE_ENTRIES, MALFORMED, MAX_PACKET_BEATS, SEQ_LIMIT)
@@ -100,10 +100,6 @@ FIRST_PREFIX = HEADER_SIZE  # byte offset of the first length prefix
 A_IDLE, A_APPLY, A_LAUNCH = 0, 1, 2
 # Extractor states.
 X_FIRST, X_LEN, X_MSG = 0, 1, 2
-
-
-class MessageStream(ItchStream):
-    """The output: the ITCH decoder's input stream (sideband in ``tuser``)."""
 
 
 @block
@@ -476,7 +472,7 @@ def _side_signals() -> dict:
 
 
 @block
-def mold_seq(clk, rst, s_axis_a: AxiStream, s_axis_b: AxiStream, m_axis: MessageStream,
+def mold_seq(clk, rst, s_axis_a: AxiStream, s_axis_b: AxiStream, m_axis: ItchStream,
              s_axil: AxiLite):
     """The block's top level: feed A on ``s_axis_a``, feed B on ``s_axis_b``,
     messages on ``m_axis``, registers and events on ``s_axil``."""

