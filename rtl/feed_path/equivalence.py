@@ -10,7 +10,7 @@ sequencer's.  Every model record must equal the golden record of the same
 message byte for byte, except records the model flags degraded (and golden
 records of a locate while the model has it degraded); golden records of
 locates the book does not track and of cross trades (not events of the
-fabric) are left out.  See ``tests.rtl.order_book_stimulus.compare_with_golden``.
+fabric) are left out.  See ``rtl.order_book.compare.compare_with_golden``.
 
 ``python -m rtl.feed_path.equivalence`` generates a market day (VLAN tags,
 A/B duplicates, drops and reordering) and runs the comparison on it; it is
@@ -38,7 +38,7 @@ from host.pcap.reader import iter_packets
 from rtl.feed_path.model import FEED_A, FEED_B, FeedPathConfig, FeedPathModel, Frame
 from rtl.frame_filter.model import FilterEntry
 from rtl.order_book.model import DEGRADE_REASONS, FLAG_DEGRADED, split_outputs
-from tests.rtl.order_book_stimulus import compare_with_golden
+from rtl.order_book.compare import compare_with_golden
 
 FEED_NAMES = ("A", "B")
 

@@ -18,9 +18,9 @@ from rtl.common.events import EV_DELETE, EV_EXECUTE, EV_TRADING_STATE, EVENT_BIT
 from rtl.order_book.model import (CMD_ASSIGN, CMD_CLEAR_DEGRADED, CMD_RELEASE, CMD_RESET_BOOK,
                                   COUNTERS, FLAG_DEGRADED, TDEST_TRADE, TDEST_UPDATE, BookConfig,
                                   OrderBookModel, order_set, split_outputs)
+from rtl.order_book.compare import compare_with_golden
 from tests.rtl.order_book_stimulus import (Scenario, Stimulus, batch_events, colliding_refs,
-                                           compare_with_golden, crafted_phases, generated_day,
-                                           run_model)
+                                           crafted_phases, generated_day, run_model)
 
 Q = ord("Q")
 
