@@ -368,16 +368,18 @@ def bench_synthetic(messages: int = 5_000_000, symbols: int = 200, seed: int = 2
             "python_baseline_ratio": rate / base, "counters": book.counters}
 
 
-def _message_batches(path: str):
-    """(MessageBatch, arbiter or None) for every chunk of a capture or ITCH file."""
+def _message_batches(path: str, chunk_bytes: int | None = None):
+    """(MessageBatch, arbiter or None) for every chunk of a capture or ITCH file
+    (chunks of the readers' default size unless ``chunk_bytes`` is given)."""
     from host.feed.fastpath import FeedArbiter, itch_batch_to_messages
     from host.pcap import detect_format
 
+    chunk = {} if chunk_bytes is None else {"chunk_bytes": chunk_bytes}
     if detect_format(path) == "itch":
         from host.pcap.itchfile import iter_itch_batches
 
         first = 1
-        for batch in iter_itch_batches(path):
+        for batch in iter_itch_batches(path, **chunk):
             mb = itch_batch_to_messages(batch, first_seq=first)
             first += len(mb)
             yield mb, None
@@ -385,7 +387,7 @@ def _message_batches(path: str):
         from host.pcap.fast import iter_udp_batches
 
         arbiter = FeedArbiter()
-        for batch in iter_udp_batches(path):
+        for batch in iter_udp_batches(path, **chunk):
             yield arbiter.process(batch), arbiter
 
 
@@ -408,20 +410,24 @@ def _baseline_prefix(path: str, limit: int):
     return day, seq, idx
 
 
-def bench_book(path: str, baseline_messages: int = 300_000, repeat: int = 2) -> dict:
+def bench_book(path: str, baseline_messages: int = 300_000, repeat: int = 3,
+               chunk_bytes: int | None = None) -> dict:
     """Decode, decode+book and pure-Python baseline rates on one capture (see module doc).
 
     Each figure is the best of ``repeat`` passes: on a shared machine the
     least disturbed pass is the most repeatable one.  ``fastbook_msgs_per_s``
     times only the ``FastBook.process`` calls inside the decode+book passes
     (ITCH decode and book, without capture reading and arbitration).
+    ``chunk_bytes`` sets the capture reader's chunk (its default otherwise),
+    which bounds how much data each stage streams through the caches before
+    the next stage reads it again.
     """
     from host.book.fast import FastBook
     from host.book.reference import ReferenceBook
 
     warm_up()
     # Let a first pass compile the arbiter and page the file in.
-    for _ in _message_batches(path):
+    for _ in _message_batches(path, chunk_bytes):
         break
 
     decode_s = book_s = fastbook_s = base_s = float("inf")
@@ -429,7 +435,7 @@ def bench_book(path: str, baseline_messages: int = 300_000, repeat: int = 2) -> 
     for _ in range(max(1, repeat)):
         t0 = time.perf_counter()
         decoded = 0
-        for mb, _ in _message_batches(path):
+        for mb, _ in _message_batches(path, chunk_bytes):
             decoded += len(mb)
         decode_s = min(decode_s, time.perf_counter() - t0)
 
@@ -437,7 +443,7 @@ def bench_book(path: str, baseline_messages: int = 300_000, repeat: int = 2) -> 
         inside = 0.0
         booked = updates = 0
         t0 = time.perf_counter()
-        for mb, _ in _message_batches(path):
+        for mb, _ in _message_batches(path, chunk_bytes):
             t1 = time.perf_counter()
             u, _t = book.process(mb)
             inside += time.perf_counter() - t1
@@ -477,11 +483,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--messages", type=int, default=5_000_000)
     ap.add_argument("--symbols", type=int, default=200)
     ap.add_argument("--baseline-messages", type=int, default=200_000)
-    ap.add_argument("--repeat", type=int, default=2)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--chunk-bytes", type=int, default=None,
+                    help="capture reader chunk size (default: the reader's)")
     args = ap.parse_args(argv)
     if args.capture:
         result = bench_book(args.capture, baseline_messages=args.baseline_messages,
-                            repeat=args.repeat)
+                            repeat=args.repeat, chunk_bytes=args.chunk_bytes)
     else:
         result = bench_synthetic(args.messages, args.symbols,
                                  baseline_messages=args.baseline_messages)

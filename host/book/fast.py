@@ -9,10 +9,10 @@ Data structures
 ---------------
 Orders live in an open-addressing hash table (linear probing, deletion by
 backward shift so no tombstones pile up during a day of adds and deletes)
-keyed by order reference number.  One slot is four int64 words -- key, price,
-shares, and ``locate << 8 | side`` with an occupied bit -- so a probe touches
-one 32-byte, cache-line-aligned slot.  The table starts small
-(``order_capacity`` slots, a power of two, 4096 by default) and doubles by
+keyed by order reference number.  One slot is four words of a flat int64
+array -- key, price, shares, and ``locate << 8 | side`` with an occupied bit
+-- so a probe touches one 32-byte, cache-line-aligned slot.  The table starts
+small (``order_capacity`` slots, a power of two, 4096 by default) and doubles by
 rehash before the load factor would pass ``MAX_LOAD`` (1/2): with order
 references handed out in increasing order and a Fibonacci multiplicative
 hash, probe runs stay short at that load, and a table no larger than the
@@ -28,10 +28,33 @@ only the few levels above it.  A run starts at ``INITIAL_LEVELS`` and doubles
 when full by moving to the end of the arena; the arena itself grows (and is
 compacted) from Python when its free space runs low.  Because the top
 ``DEPTH`` levels are the last ``DEPTH`` entries of a run, whether a message
-changed them follows from the index of the level it touched; Order Replace,
-which touches two levels, compares a snapshot of the side's top instead.
-Orders do not remember their level's index (inserting or removing a level
-moves the ones above it); they find it again by price from the touch.
+changed them follows from the rank of the level it touched: a change at rank
+below ``DEPTH`` changes the top, and a level opened or closed there also
+moves the ranks under it; deeper changes cannot reach the top.  Order
+Replace, which touches two levels, compares a snapshot of the side's top
+instead.  Orders do not remember their level's index (inserting or removing
+a level moves the ones above it); they find it again by price from the touch.
+
+Each locate also keeps the top ``DEPTH`` levels of both sides as the u32
+words of a BOOK_UPDATE row (``tops``), rewritten from the changed rank on
+when a side's top changes, so that writing a row copies 120 bytes instead of
+gathering thirty values from both sides' level arrays.
+
+Where the time goes
+-------------------
+A message takes a few hundred instructions, and much of its time goes to
+waiting for memory.  The order table is probed at random (Fibonacci hashing
+spreads the increasing references over it), and between two visits to the
+same slot the capture, the message arrays and the output rows stream through
+the caches and evict it.  So the kernel prefetches: the bytes of the message
+``BYTES_AHEAD`` places ahead, and the order-table slots of the one
+``SLOT_AHEAD`` places ahead, whose bytes are in cache by then.  Rows are
+written as 64-bit words, halving the stores that wait in the store queue for
+output lines to arrive.  The compiled code takes no reference counts and
+makes no calls (see ``_kernel`` and ``_int_reader`` below).  On the
+project's 2-core machine, with other work running, this took
+``FastBook.process`` on a 2 M-message generated day from about 5 M to about
+10.5 M messages/s (``fastbook_msgs_per_s`` of ``python -m host.book.bench``).
 
 Decoding checks each message the way ``host.protocols.itch50`` does -- length
 against the declared size (``truncated`` / ``length_mismatch``), unknown type,
@@ -44,7 +67,9 @@ from __future__ import annotations
 import sys
 
 import numpy as np
-from numba import njit
+from llvmlite import ir
+from numba import njit, types
+from numba.extending import intrinsic
 
 from host.book.records import (
     BOOK_UPDATE_DTYPE,
@@ -163,105 +188,192 @@ _SATURATE = np.int64(SHARES_SATURATE)
 _ONE = np.uint64(1)
 
 
+def _alpha_words(positions: list[int], size: int) -> list[tuple[int, int]]:
+    """8-byte windows inside a ``size``-byte message covering the alpha byte
+    ``positions``: (offset, mask with 0x80 in the lanes of alpha bytes), lanes
+    in little-endian order.  A message is non-ASCII iff some window's
+    little-endian word ANDed with its mask is non-zero."""
+    words = []
+    todo = sorted(positions)
+    while todo:
+        start = min(todo[0], size - 8)   # every ITCH message is at least 8 bytes
+        inside = [p for p in todo if start <= p < start + 8]
+        words.append((start, sum(0x80 << (8 * (p - start)) for p in inside)))
+        todo = [p for p in todo if p not in inside]
+    return words
+
+
 def _decode_tables():
-    """Per type byte: declared size (0 = unknown) and the offsets of alpha bytes."""
+    """Per type byte: declared size (0 = unknown) and its alpha-byte windows."""
     sizes = np.zeros(256, np.int64)
-    per_type: list[list[int]] = [[] for _ in range(256)]
+    per_type: list[list[tuple[int, int]]] = [[] for _ in range(256)]
     for cls in MESSAGE_CLASSES:
         t = ord(cls.TYPE)
         sizes[t] = cls.fixed_size()
-        for f in cls.LAYOUT.fields:
-            if f.is_alpha:
-                per_type[t].extend(range(f.offset, f.offset + f.size))
+        alpha = [p for f in cls.LAYOUT.fields if f.is_alpha
+                 for p in range(f.offset, f.offset + f.size)]
+        per_type[t] = _alpha_words(alpha, int(sizes[t]))
     starts = np.zeros(257, np.int64)
-    positions: list[int] = []
+    offsets: list[int] = []
+    masks: list[int] = []
     for t in range(256):
-        starts[t] = len(positions)
-        positions.extend(per_type[t])
-    starts[256] = len(positions)
-    return sizes, starts, np.array(positions, np.int64)
+        starts[t] = len(offsets)
+        offsets.extend(w for w, _ in per_type[t])
+        masks.extend(m for _, m in per_type[t])
+    starts[256] = len(offsets)
+    # the masks as int64 bit patterns, to stay in the kernel's integer type
+    return (sizes, starts, np.array(offsets, np.int64),
+            np.array(masks, np.uint64).view(np.int64))
 
 
-MESSAGE_SIZE_TABLE, ALPHA_STARTS, ALPHA_POSITIONS = _decode_tables()
+MESSAGE_SIZE_TABLE, ALPHA_STARTS, ALPHA_OFFSETS, ALPHA_MASKS = _decode_tables()
+
+
+# -- compiled code ------------------------------------------------------------------
+# Reference counting is off for every kernel here.  Nothing in them allocates,
+# and with it on, numba increfs and decrefs the array arguments of each helper
+# call that has more than one exit -- atomic instructions that cost more than
+# the book work of a message.  (numba refuses to compile an allocation in a
+# function without reference counting, so this cannot go wrong silently.)
+_kernel = njit(cache=True, _nrt=False)
+# The kernel's helpers are inlined by numba itself: left to LLVM, some stay
+# calls inside the large kernel, and a call there passes every array as seven
+# words on the stack and saves and restores vector registers around it.
+_inline = njit(cache=True, _nrt=False, inline="always")
+
+
+@intrinsic
+def _prefetch(typingctx, array, index):
+    """Hint that ``array.flat[index]`` will be read soon.
+
+    A prefetch retires at once and never faults, so the kernel can fetch the
+    cache lines of messages a few places ahead while it works on the current
+    one instead of stalling on each order lookup in turn.
+    """
+    if (not isinstance(array, types.Array) or array.layout != "C"
+            or not isinstance(index, types.Integer)):
+        return None
+
+    def codegen(context, builder, sig, args):
+        data = context.make_array(sig.args[0])(context, builder, args[0]).data
+        offset = context.cast(builder, args[1], sig.args[1], types.intp)
+        byte_ptr = ir.IntType(8).as_pointer()
+        address = builder.bitcast(builder.gep(data, [offset]), byte_ptr)
+        i32 = ir.IntType(32)
+        fnty = ir.FunctionType(ir.VoidType(), [byte_ptr, i32, i32, i32])
+        fn = builder.module.declare_intrinsic("llvm.prefetch", [byte_ptr], fnty)
+        # operands: read, keep in every cache level, data
+        builder.call(fn, [address, ir.Constant(i32, 0), ir.Constant(i32, 3),
+                          ir.Constant(i32, 1)])
+        return context.get_dummy_value()
+
+    return types.void(array, index), codegen
 
 
 # -- byte readers ---------------------------------------------------------------
-@njit(cache=True)
-def _be16(buf, o):
-    return (np.int64(buf[o]) << 8) | np.int64(buf[o + 1])
+def _int_reader(bits: int, big_endian: bool = True):
+    """An intrinsic reading the ``bits``-wide unsigned integer at
+    ``buf[offset]`` as an int64 (for 64 bits, the u64's bit pattern).
+
+    One unaligned load (and a byte swap), emitted in place: as functions,
+    readers were sometimes left as calls by LLVM inside the large kernel, and
+    a call there costs more than the read (arguments on the stack, vector
+    registers saved and restored around it).  The caller keeps the bytes
+    inside the buffer.
+    """
+    @intrinsic
+    def reader(typingctx, buf, offset):
+        if (not isinstance(buf, types.Array) or buf.dtype != types.uint8
+                or buf.layout != "C" or not isinstance(offset, types.Integer)):
+            return None
+
+        def codegen(context, builder, sig, args):
+            data = context.make_array(sig.args[0])(context, builder, args[0]).data
+            start = context.cast(builder, args[1], sig.args[1], types.intp)
+            word = ir.IntType(bits)
+            address = builder.bitcast(builder.gep(data, [start]), word.as_pointer())
+            value = builder.load(address, align=1)
+            if big_endian:
+                value = builder.bswap(value)
+            return value if bits == 64 else builder.zext(value, ir.IntType(64))
+
+        return types.int64(buf, offset), codegen
+
+    return reader
 
 
-@njit(cache=True)
-def _be32(buf, o):
-    return ((np.int64(buf[o]) << 24) | (np.int64(buf[o + 1]) << 16)
-            | (np.int64(buf[o + 2]) << 8) | np.int64(buf[o + 3]))
+_be16 = _int_reader(16)
+_be32 = _int_reader(32)
+_be64 = _int_reader(64)
+_le64 = _int_reader(64, big_endian=False)
 
 
-@njit(cache=True)
+@_inline
 def _be48(buf, o):
     return (_be16(buf, o) << 32) | _be32(buf, o + 2)
 
 
-@njit(cache=True)
-def _be64(buf, o):
-    # The high bit lands in the sign: the int64 holds the u64's bit pattern.
-    return (_be32(buf, o) << 32) | _be32(buf, o + 4)
-
-
 # -- order table ------------------------------------------------------------------
-@njit(cache=True)
+# One flat int64 array; slot s is words 4s..4s+3.  The kernels address slots
+# by their first word, so a probe step is "+4" and no index is multiplied.
+SLOT_WORDS = 4
+O_KEY, O_PRICE, O_SHARES, O_INFO = 0, 1, 2, 3
+
+
+@_inline
 def _home(key, shift):
-    return np.int64((np.uint64(key) * _GOLDEN) >> np.uint64(shift))
+    """First word of ``key``'s home slot (Fibonacci hashing)."""
+    return np.int64((np.uint64(key) * _GOLDEN) >> np.uint64(shift)) * SLOT_WORDS
 
 
-@njit(cache=True)
-def _find_slot(otab, shift, mask, key):
+@_inline
+def _find_slot(otab, shift, wmask, key):
     """The slot holding ``key``, or the empty slot where it would go."""
-    i = _home(key, shift)
+    w = _home(key, shift)
     while True:
-        if otab[i, 3] == 0 or otab[i, 0] == key:
-            return i
-        i = (i + 1) & mask
+        if otab[w + O_INFO] == 0 or otab[w + O_KEY] == key:
+            return w
+        w = (w + SLOT_WORDS) & wmask
 
 
-@njit(cache=True)
-def _delete_slot(otab, shift, mask, i):
+@_inline
+def _delete_slot(otab, shift, wmask, i):
     j = i
     while True:
-        j = (j + 1) & mask
-        if otab[j, 3] == 0:
+        j = (j + SLOT_WORDS) & wmask
+        if otab[j + O_INFO] == 0:
             break
-        k = _home(otab[j, 0], shift)
+        k = _home(otab[j + O_KEY], shift)
         # The entry at j may fill the hole at i only if its home is not in (i, j].
         if i <= j:
             if i < k and k <= j:
                 continue
         elif i < k or k <= j:
             continue
-        for c in range(4):
-            otab[i, c] = otab[j, c]
+        for c in range(SLOT_WORDS):
+            otab[i + c] = otab[j + c]
         i = j
-    otab[i, 3] = 0
+    otab[i + O_INFO] = 0
 
 
-@njit(cache=True)
-def _rehash(old, new, shift, mask):
-    for i in range(old.shape[0]):
-        if old[i, 3] != 0:
-            j = _find_slot(new, shift, mask, old[i, 0])
-            for c in range(4):
-                new[j, c] = old[i, c]
+@_kernel
+def _rehash(old, new, shift, wmask):
+    for i in range(0, old.shape[0], SLOT_WORDS):
+        if old[i + O_INFO] != 0:
+            j = _find_slot(new, shift, wmask, old[i + O_KEY])
+            for c in range(SLOT_WORDS):
+                new[j + c] = old[i + c]
 
 
 # -- price levels --------------------------------------------------------------------
-@njit(cache=True)
+@_inline
 def _better(x, price, side):
     if side == 0:
         return x > price
     return x < price
 
 
-@njit(cache=True)
+@_inline
 def _level_position(lv_price, base, n, price, side):
     """(j, found): levels after j are strictly better than ``price``."""
     j = n - 1
@@ -284,17 +396,22 @@ def _level_position(lv_price, base, n, price, side):
     return j, found
 
 
-@njit(cache=True)
+@_inline
 def _level_add(b, price, shares, side, bk_base, bk_len, bk_cap,
                lv_price, lv_shares, lv_count, astate):
-    """Add one order's shares; True if the side's top DEPTH changed."""
+    """Add one order's shares.
+
+    Returns (rank, moved): the rank of the level it joined or opened (0 is
+    the best), and whether the levels from that rank on moved (a new level).
+    The side's top DEPTH changed iff rank < DEPTH.
+    """
     n = bk_len[b]
     base = bk_base[b]
     j, found = _level_position(lv_price, base, n, price, side)
     if found:
         lv_shares[base + j] += shares
         lv_count[base + j] += 1
-        return j >= n - DEPTH
+        return n - 1 - j, False
     if n == bk_cap[b]:
         cap = max(INITIAL_LEVELS, 2 * n)
         new_base = astate[0]
@@ -317,18 +434,19 @@ def _level_add(b, price, shares, side, bk_base, bk_len, bk_cap,
     lv_shares[base + pos] = shares
     lv_count[base + pos] = 1
     bk_len[b] = n + 1
-    return pos >= n + 1 - DEPTH
+    return n - pos, True
 
 
-@njit(cache=True)
+@_inline
 def _level_reduce(b, price, shares, gone, side, bk_base, bk_len, lv_price, lv_shares,
                   lv_count):
-    """Take shares (and the order, if ``gone``) off a level; True if the top changed."""
+    """Take shares (and the order, if ``gone``) off a level; (rank, moved) as
+    for ``_level_add``, moved meaning the level went away."""
     n = bk_len[b]
     base = bk_base[b]
     j, found = _level_position(lv_price, base, n, price, side)
     if not found:
-        return False  # unreachable while the order table and levels agree
+        return DEPTH, False  # unreachable while the order table and levels agree
     lv_shares[base + j] -= shares
     if gone:
         lv_count[base + j] -= 1
@@ -338,10 +456,11 @@ def _level_reduce(b, price, shares, gone, side, bk_base, bk_len, lv_price, lv_sh
                 lv_shares[base + k] = lv_shares[base + k + 1]
                 lv_count[base + k] = lv_count[base + k + 1]
             bk_len[b] = n - 1
-    return j >= n - DEPTH
+            return n - 1 - j, True
+    return n - 1 - j, False
 
 
-@njit(cache=True)
+@_inline
 def _snapshot_side(scratch, b, bk_base, bk_len, lv_price, lv_shares, lv_count):
     n = bk_len[b]
     base = bk_base[b]
@@ -357,7 +476,7 @@ def _snapshot_side(scratch, b, bk_base, bk_len, lv_price, lv_shares, lv_count):
             scratch[3 * j + 2] = 0
 
 
-@njit(cache=True)
+@_inline
 def _side_differs(scratch, b, bk_base, bk_len, lv_price, lv_shares, lv_count):
     n = bk_len[b]
     base = bk_base[b]
@@ -373,95 +492,136 @@ def _side_differs(scratch, b, bk_base, bk_len, lv_price, lv_shares, lv_count):
 
 
 # -- output rows ----------------------------------------------------------------------
-# The kernel writes records through flat little-endian u32 views of the
-# structured output arrays; these are the word indexes of their fields.
-W_UPDATE = BOOK_UPDATE_DTYPE.itemsize // 4
-W_TRADE = TRADE_DTYPE.itemsize // 4
-_U = {name: BOOK_UPDATE_DTYPE.fields[name][1] // 4 for name in BOOK_UPDATE_DTYPE.names}
-_T = {name: TRADE_DTYPE.fields[name][1] // 4 for name in TRADE_DTYPE.names}
-UW_HEAD, UW_MSG_INDEX = _U["stock_locate"], _U["msg_index"]
-UW_SEQ, UW_TIMESTAMP = _U["seq"], _U["timestamp"]
-UW_BID_PRICE, UW_BID_SHARES, UW_BID_ORDERS = _U["bid_price"], _U["bid_shares"], _U["bid_orders"]
-UW_ASK_PRICE, UW_ASK_SHARES, UW_ASK_ORDERS = _U["ask_price"], _U["ask_shares"], _U["ask_orders"]
-TW_HEAD, TW_MSG_INDEX = _T["stock_locate"], _T["msg_index"]
-TW_SEQ, TW_TIMESTAMP = _T["seq"], _T["timestamp"]
-TW_REF, TW_MATCH = _T["order_reference_number"], _T["match_number"]
-TW_SHARES, TW_PRICE = _T["shares"], _T["price"]
-TW_RESERVED = _T["reserved"]
+# The kernel writes records through flat 64-bit views of the structured output
+# arrays (both record sizes are multiples of 8 and every field is naturally
+# aligned): half as many stores as 32-bit words, which matters because
+# stores to output lines not yet in cache occupy the store queue until their
+# lines arrive.  These are the 64-bit word indexes of the fields; a u32 pair
+# (stock_locate/flags/reserved and msg_index, or price and reserved) shares
+# one word, low half first.
+W_UPDATE = BOOK_UPDATE_DTYPE.itemsize // 8
+W_TRADE = TRADE_DTYPE.itemsize // 8
+_U = {name: BOOK_UPDATE_DTYPE.fields[name][1] for name in BOOK_UPDATE_DTYPE.names}
+_T = {name: TRADE_DTYPE.fields[name][1] for name in TRADE_DTYPE.names}
+assert _U["msg_index"] == _T["msg_index"] == 4 and _T["reserved"] == _T["price"] + 4
+UW_HEAD, UW_SEQ, UW_TIMESTAMP, UW_LEVELS = (_U[f] // 8 for f in (
+    "stock_locate", "seq", "timestamp", "bid_price"))
+TW_HEAD, TW_SEQ, TW_TIMESTAMP, TW_REF, TW_MATCH, TW_SHARES, TW_PRICE = (_T[f] // 8 for f in (
+    "stock_locate", "seq", "timestamp", "order_reference_number", "match_number", "shares",
+    "price"))
 _MASK32 = np.int64(0xFFFFFFFF)
 
+# Each locate keeps its top DEPTH levels of both sides exactly as a row
+# carries them (u32 words from bid_price to ask_orders), refreshed side by
+# side whenever a side's top changes.  A row is then a straight copy, and
+# writing one never reads the untouched side's levels, which are likely to
+# have left the cache.
+LEVEL_WORDS = 3 * DEPTH                       # u32 price, shares, orders of one side
+TOP_WORDS = 32                                # both sides' 2 * LEVEL_WORDS, padded to 128 bytes
+ROW_LEVELS64 = 2 * LEVEL_WORDS * 4 // 8       # both sides' levels in a row, in u64 words
+T_BID_PRICE, T_BID_ORDERS = 0, 2 * DEPTH
+T_ASK_PRICE, T_ASK_ORDERS = LEVEL_WORDS, LEVEL_WORDS + 2 * DEPTH
+assert [_U[f] - _U["bid_price"] for f in ("bid_price", "bid_shares", "bid_orders",
+                                           "ask_price", "ask_shares", "ask_orders")] == \
+    [4 * k * DEPTH for k in range(6)], "rows must hold the six level columns back to back"
+assert _U["bid_price"] % 8 == 0 and TOP_WORDS % 2 == 0
 
-@njit(cache=True)
-def _put64(words, k, w, v):
-    v = np.int64(v)
-    words[k, w] = v & _MASK32
-    words[k, w + 1] = (v >> 32) & _MASK32
 
-
-@njit(cache=True)
-def _write_side(words, k, w_price, w_shares, w_orders, base, n, lv_price, lv_shares,
-                lv_count):
+@_inline
+def _refresh_top(tops, locate, side, first, last, base, n, lv_price, lv_shares, lv_count):
+    """Rewrite ranks ``first..last-1`` of one side's image in ``tops`` (u32
+    words) from its levels."""
+    r = locate * TOP_WORDS + side * LEVEL_WORDS
     top = base + n - 1
-    for j in range(DEPTH):
+    for j in range(first, last):
         if j < n:
             s = top - j
-            words[k, w_price + j] = lv_price[s]
-            words[k, w_shares + j] = min(lv_shares[s], _SATURATE)
-            words[k, w_orders + j] = lv_count[s]
+            tops[r + j] = lv_price[s]
+            tops[r + DEPTH + j] = min(lv_shares[s], _SATURATE)
+            tops[r + 2 * DEPTH + j] = lv_count[s]
         else:
-            words[k, w_price + j] = 0
-            words[k, w_shares + j] = 0
-            words[k, w_orders + j] = 0
+            tops[r + j] = 0
+            tops[r + DEPTH + j] = 0
+            tops[r + 2 * DEPTH + j] = 0
 
 
-@njit(cache=True)
-def _write_update(words, k, locate, q, index, timestamp, bk_base, bk_len, lv_price,
-                  lv_shares, lv_count, loc_state, loc_dir, sstate):
-    b = locate * 2
-    nb = bk_len[b]
-    na = bk_len[b + 1]
+@_inline
+def _write_update(words, k, locate, q, index, timestamp, tops, tops64, loc_state, loc_dir,
+                  sstate):
+    r = locate * TOP_WORDS
     flags = 0
     if loc_state[locate] != B_TRADING:
         flags |= FLAG_NOT_TRADING
     if sstate[1] != 0:
         flags |= FLAG_STALE
-    if nb > 0 and na > 0:
-        if lv_price[bk_base[b] + nb - 1] >= lv_price[bk_base[b + 1] + na - 1]:
-            flags |= FLAG_CROSSED
+    # A side has levels iff its best level has orders; prices are u32 values.
+    if (tops[r + T_BID_ORDERS] != 0 and tops[r + T_ASK_ORDERS] != 0
+            and tops[r + T_BID_PRICE] >= tops[r + T_ASK_PRICE]):
+        flags |= FLAG_CROSSED
     if loc_dir[locate] == 0:
         flags |= FLAG_NO_DIRECTORY
-    # stock_locate (u16), flags (u8) and reserved (u8) share the first word
-    words[k, UW_HEAD] = locate | (flags << 16)
-    words[k, UW_MSG_INDEX] = index
-    _put64(words, k, UW_SEQ, q)
-    _put64(words, k, UW_TIMESTAMP, timestamp)
-    _write_side(words, k, UW_BID_PRICE, UW_BID_SHARES, UW_BID_ORDERS, bk_base[b], nb,
-                lv_price, lv_shares, lv_count)
-    _write_side(words, k, UW_ASK_PRICE, UW_ASK_SHARES, UW_ASK_ORDERS, bk_base[b + 1], na,
-                lv_price, lv_shares, lv_count)
+    # stock_locate (u16), flags (u8), reserved (u8), msg_index (u32)
+    words[k, UW_HEAD] = locate | (flags << 16) | ((np.int64(index) & _MASK32) << 32)
+    words[k, UW_SEQ] = q
+    words[k, UW_TIMESTAMP] = timestamp
+    r64 = r // 2
+    for w in range(ROW_LEVELS64):
+        words[k, UW_LEVELS + w] = tops64[r64 + w]
 
 
-@njit(cache=True)
+@_inline
 def _write_trade(words, k, locate, kind, side, index, q, timestamp, ref, match, shares,
                  price):
-    words[k, TW_HEAD] = locate | (np.int64(kind) << 16) | (np.int64(side) << 24)
-    words[k, TW_MSG_INDEX] = index
-    _put64(words, k, TW_SEQ, q)
-    _put64(words, k, TW_TIMESTAMP, timestamp)
-    _put64(words, k, TW_REF, ref)
-    _put64(words, k, TW_MATCH, match)
-    _put64(words, k, TW_SHARES, shares)
-    words[k, TW_PRICE] = price
-    words[k, TW_RESERVED] = 0
+    # stock_locate (u16), kind (u8), side (u8), msg_index (u32)
+    words[k, TW_HEAD] = (locate | (np.int64(kind) << 16) | (np.int64(side) << 24)
+                         | ((np.int64(index) & _MASK32) << 32))
+    words[k, TW_SEQ] = q
+    words[k, TW_TIMESTAMP] = timestamp
+    words[k, TW_REF] = ref
+    words[k, TW_MATCH] = match
+    words[k, TW_SHARES] = shares
+    words[k, TW_PRICE] = price & _MASK32  # reserved, the high half, stays zero
 
 
 # -- the kernel -------------------------------------------------------------------------
-@njit(cache=True)
+# How far ahead of the message being applied the kernel prefetches: its bytes
+# first, then (once they are in cache) the order-table slot it will probe.
+BYTES_AHEAD = 16
+SLOT_AHEAD = 8
+
+
+@_inline
+def _look_ahead(buf, msg_off, n, idx, otab, shift, wmask):
+    nbuf = buf.shape[0]
+    j = idx + BYTES_AHEAD
+    if j < n:
+        o = msg_off[j]
+        # Order messages are at most 36 bytes: two lines cover any of them.
+        if o >= 0 and o + 36 <= nbuf:
+            _prefetch(buf, o)
+            _prefetch(buf, o + 35)
+    j = idx + SLOT_AHEAD
+    if j < n:
+        o = msg_off[j]
+        if o >= 0 and o + OFF_REPLACE_SHARES <= nbuf:
+            t = buf[o]
+            if (t == T_ADD or t == T_ADD_MPID or t == T_EXEC or t == T_EXEC_PRICE
+                    or t == T_CANCEL or t == T_DELETE or t == T_REPLACE):
+                # The home slot and the next one, which a probe or a deletion's
+                # backward shift reads next and which may start the next line.
+                w = _home(_be64(buf, o + OFF_REF), shift)
+                _prefetch(otab, w)
+                _prefetch(otab, (w + SLOT_WORDS) & wmask)
+                if t == T_REPLACE:
+                    _prefetch(otab, _home(_be64(buf, o + OFF_REPLACE_NEW), shift))
+
+
+@_kernel
 def _process(buf, msg_off, msg_len, seq, msg_index, start,
-             sizes, alpha_starts, alpha_positions,
+             sizes, alpha_starts, alpha_offsets, alpha_masks,
              otab, ostate,
              bk_base, bk_len, bk_cap, lv_price, lv_shares, lv_count, astate,
-             loc_state, loc_dir, loc_symbol,
+             loc_state, loc_dir, loc_symbol, tops, tops64,
              counters, sstate, scratch, upd, trd, nout):
     """Apply messages ``start..`` of a batch; (exit code, index reached).
 
@@ -473,7 +633,7 @@ def _process(buf, msg_off, msg_len, seq, msg_index, start,
     nbuf = buf.shape[0]
     arena = lv_price.shape[0]
     shift = ostate[1]
-    mask = ostate[2]
+    wmask = ostate[2] * SLOT_WORDS + (SLOT_WORDS - 1)
     i = start
     while i < n:
         if ostate[0] >= ostate[3]:
@@ -482,6 +642,7 @@ def _process(buf, msg_off, msg_len, seq, msg_index, start,
             return NEED_LEVELS, i
         idx = i
         i += 1
+        _look_ahead(buf, msg_off, n, idx, otab, shift, wmask)
         q = seq[idx]
         counters[C_MESSAGES] += 1
         if q != 0:
@@ -510,10 +671,12 @@ def _process(buf, msg_off, msg_len, seq, msg_index, start,
         if length < size:
             counters[C_TRUNCATED] += 1
             continue
+        # Alpha fields must be ASCII: eight bytes per load, high bits only.
+        # (o + size <= nbuf here, and every window lies inside the message.)
         high = 0
         for k in range(alpha_starts[t], alpha_starts[t + 1]):
-            high |= buf[o + alpha_positions[k]]
-        if high >= 128:
+            high |= _le64(buf, o + alpha_offsets[k]) & alpha_masks[k]
+        if high != 0:
             counters[C_BAD_FIELD] += 1
             continue
         if length > size:
@@ -539,22 +702,25 @@ def _process(buf, msg_off, msg_len, seq, msg_index, start,
                 counters[C_ZERO_SHARES] += 1
                 continue
             ref = _be64(buf, o + OFF_REF)
-            slot = _find_slot(otab, shift, mask, ref)
-            if otab[slot, 3] != 0:
+            slot = _find_slot(otab, shift, wmask, ref)
+            if otab[slot + O_INFO] != 0:
                 counters[C_DUPLICATE_REF] += 1
                 continue
             price = _be32(buf, o + OFF_ADD_PRICE)
-            otab[slot, 0] = ref
-            otab[slot, 1] = price
-            otab[slot, 2] = shares
-            otab[slot, 3] = _OCCUPIED | (locate << 8) | side
+            otab[slot + O_KEY] = ref
+            otab[slot + O_PRICE] = price
+            otab[slot + O_SHARES] = shares
+            otab[slot + O_INFO] = _OCCUPIED | (locate << 8) | side
             ostate[0] += 1
             counters[C_ADDS] += 1
-            if _level_add(locate * 2 + side, price, shares, side, bk_base, bk_len, bk_cap,
-                          lv_price, lv_shares, lv_count, astate):
+            b = locate * 2 + side
+            rank, moved = _level_add(b, price, shares, side, bk_base, bk_len, bk_cap,
+                                     lv_price, lv_shares, lv_count, astate)
+            if rank < DEPTH:
+                _refresh_top(tops, locate, side, rank, DEPTH if moved else rank + 1,
+                             bk_base[b], bk_len[b], lv_price, lv_shares, lv_count)
                 _write_update(upd, nout[0], locate, q, index, _be48(buf, o + OFF_TIMESTAMP),
-                              bk_base, bk_len, lv_price, lv_shares, lv_count, loc_state,
-                              loc_dir, sstate)
+                              tops, tops64, loc_state, loc_dir, sstate)
                 nout[0] += 1
                 counters[C_UPDATES] += 1
             continue
@@ -564,15 +730,15 @@ def _process(buf, msg_off, msg_len, seq, msg_index, start,
             if loc_dir[locate] == 0:
                 counters[C_UNKNOWN_LOCATE] += 1
             ref = _be64(buf, o + OFF_REF)
-            slot = _find_slot(otab, shift, mask, ref)
-            if otab[slot, 3] == 0:
+            slot = _find_slot(otab, shift, wmask, ref)
+            info = otab[slot + O_INFO]
+            if info == 0:
                 counters[C_UNKNOWN_REF] += 1
                 continue
-            info = otab[slot, 3]
             book_locate = (info >> 8) & 0xFFFF
             side = info & 1
-            price = otab[slot, 1]
-            remaining = otab[slot, 2]
+            price = otab[slot + O_PRICE]
+            remaining = otab[slot + O_SHARES]
             if book_locate != locate:
                 counters[C_LOCATE_MISMATCH] += 1
             b = book_locate * 2 + side
@@ -580,7 +746,7 @@ def _process(buf, msg_off, msg_len, seq, msg_index, start,
 
             if t == T_REPLACE:
                 _snapshot_side(scratch, b, bk_base, bk_len, lv_price, lv_shares, lv_count)
-                _delete_slot(otab, shift, mask, slot)
+                _delete_slot(otab, shift, wmask, slot)
                 ostate[0] -= 1
                 _level_reduce(b, price, remaining, True, side, bk_base, bk_len, lv_price,
                               lv_shares, lv_count)
@@ -590,21 +756,22 @@ def _process(buf, msg_off, msg_len, seq, msg_index, start,
                     counters[C_ZERO_SHARES] += 1
                 else:
                     new_ref = _be64(buf, o + OFF_REPLACE_NEW)
-                    new_slot = _find_slot(otab, shift, mask, new_ref)
-                    if otab[new_slot, 3] != 0:
+                    new_slot = _find_slot(otab, shift, wmask, new_ref)
+                    if otab[new_slot + O_INFO] != 0:
                         counters[C_DUPLICATE_REF] += 1
                     else:
                         new_price = _be32(buf, o + OFF_REPLACE_PRICE)
-                        otab[new_slot, 0] = new_ref
-                        otab[new_slot, 1] = new_price
-                        otab[new_slot, 2] = new_shares
-                        otab[new_slot, 3] = info
+                        otab[new_slot + O_KEY] = new_ref
+                        otab[new_slot + O_PRICE] = new_price
+                        otab[new_slot + O_SHARES] = new_shares
+                        otab[new_slot + O_INFO] = info
                         ostate[0] += 1
                         counters[C_ADDS] += 1
                         _level_add(b, new_price, new_shares, side, bk_base, bk_len, bk_cap,
                                    lv_price, lv_shares, lv_count, astate)
                 changed = _side_differs(scratch, b, bk_base, bk_len, lv_price, lv_shares,
                                         lv_count)
+                first, last = 0, DEPTH
             else:
                 if t == T_DELETE:
                     cut = remaining
@@ -640,18 +807,21 @@ def _process(buf, msg_off, msg_len, seq, msg_index, start,
                             counters[C_TRADES] += 1
                 gone = cut == remaining
                 if gone:
-                    _delete_slot(otab, shift, mask, slot)
+                    _delete_slot(otab, shift, wmask, slot)
                     ostate[0] -= 1
                 else:
-                    otab[slot, 2] = remaining - cut
-                changed = False
+                    otab[slot + O_SHARES] = remaining - cut
+                first, last = DEPTH, DEPTH  # ranks of the top to rewrite: none
                 if cut > 0:
-                    changed = _level_reduce(b, price, cut, gone, side, bk_base, bk_len,
-                                            lv_price, lv_shares, lv_count)
+                    first, moved = _level_reduce(b, price, cut, gone, side, bk_base, bk_len,
+                                                 lv_price, lv_shares, lv_count)
+                    last = DEPTH if moved else first + 1
+                changed = first < DEPTH
             if changed:
-                _write_update(upd, nout[0], book_locate, q, index, timestamp, bk_base,
-                              bk_len, lv_price, lv_shares, lv_count, loc_state, loc_dir,
-                              sstate)
+                _refresh_top(tops, book_locate, side, first, last, bk_base[b], bk_len[b],
+                             lv_price, lv_shares, lv_count)
+                _write_update(upd, nout[0], book_locate, q, index, timestamp, tops, tops64,
+                              loc_state, loc_dir, sstate)
                 nout[0] += 1
                 counters[C_UPDATES] += 1
             continue
@@ -683,7 +853,7 @@ def _process(buf, msg_off, msg_len, seq, msg_index, start,
     return DONE, i
 
 
-@njit(cache=True)
+@_kernel
 def _compact_levels(bk_base, bk_cap, lv_price, lv_shares, lv_count,
                     new_price, new_shares, new_count):
     """Copy every run to the front of a new arena; returns the slots used."""
@@ -728,11 +898,12 @@ class _OutputPool:
         for pair in self._pairs:
             if len(pair[0]) >= n and self._free(pair):
                 return pair[0], pair[1], pair[2], pair[3]
-        size = max(n, 1)
+        # Headroom, so that the next batch, a little larger, still fits.
+        size = max(n + n // 4, 1024)
         upd = np.empty(size, BOOK_UPDATE_DTYPE)
         trd = np.empty(size, TRADE_DTYPE)
-        pair = [upd, trd, upd.view(np.uint32).reshape(size, W_UPDATE),
-                trd.view(np.uint32).reshape(size, W_TRADE), None]
+        pair = [upd, trd, upd.view(np.uint64).reshape(size, W_UPDATE),
+                trd.view(np.uint64).reshape(size, W_TRADE), None]
         del upd, trd
         pair[4] = (sys.getrefcount(pair[0]), sys.getrefcount(pair[1]))
         if len(self._pairs) == self.SLOTS:
@@ -744,7 +915,7 @@ class _OutputPool:
         return pair[0], pair[1], pair[2], pair[3]
 
 
-# The records are declared little-endian and written through u32 views.
+# The records are declared little-endian and written through native u64 views.
 assert sys.byteorder == "little", "FastBook writes little-endian records natively"
 
 
@@ -754,7 +925,7 @@ class FastBook:
     def __init__(self, order_capacity: int = 1 << 12, level_capacity: int = 1 << 14):
         if order_capacity < 4 or order_capacity & (order_capacity - 1):
             raise ValueError("order_capacity must be a power of two >= 4")
-        self._otab = np.zeros((order_capacity, 4), np.int64)
+        self._otab = np.zeros(order_capacity * SLOT_WORDS, np.int64)
         bits = order_capacity.bit_length() - 1
         self._ostate = np.array([0, 64 - bits, order_capacity - 1,
                                  int(order_capacity * MAX_LOAD)], np.int64)
@@ -769,6 +940,9 @@ class FastBook:
         self._loc_state = np.full(N_LOCATES, B_TRADING, np.uint8)
         self._loc_dir = np.zeros(N_LOCATES, np.uint8)
         self._loc_symbol = np.zeros(N_LOCATES, np.int64)
+        # 8 MiB of address space; only the pages of locates in use are ever touched.
+        self._tops = np.zeros(N_LOCATES * TOP_WORDS, np.uint32)
+        self._tops64 = self._tops.view(np.uint64)
         self._counters = np.zeros(len(COUNTER_NAMES), np.int64)
         self._sstate = np.zeros(2, np.uint64)
         self._scratch = np.zeros(3 * DEPTH, np.int64)
@@ -796,13 +970,13 @@ class FastBook:
         i = 0
         while True:
             code, i = _process(buf, msg_off, msg_len, seq, msg_index, i,
-                               MESSAGE_SIZE_TABLE, ALPHA_STARTS, ALPHA_POSITIONS,
+                               MESSAGE_SIZE_TABLE, ALPHA_STARTS, ALPHA_OFFSETS, ALPHA_MASKS,
                                self._otab, self._ostate,
                                self._bk_base, self._bk_len, self._bk_cap, self._lv_price,
                                self._lv_shares, self._lv_count, self._astate,
-                               self._loc_state, self._loc_dir, self._loc_symbol,
-                               self._counters, self._sstate, self._scratch, upd_words, trd_words,
-                               nout)
+                               self._loc_state, self._loc_dir, self._loc_symbol, self._tops,
+                               self._tops64, self._counters, self._sstate, self._scratch,
+                               upd_words, trd_words, nout)
             if code == NEED_ORDERS:
                 self._grow_orders()
             elif code == NEED_LEVELS:
@@ -812,10 +986,10 @@ class FastBook:
         return upd[:nout[0]], trd[:nout[1]]
 
     def _grow_orders(self) -> None:
-        cap = self._otab.shape[0] * 2
+        cap = self.order_capacity * 2
         bits = cap.bit_length() - 1
-        new = np.zeros((cap, 4), np.int64)
-        _rehash(self._otab, new, 64 - bits, cap - 1)
+        new = np.zeros(cap * SLOT_WORDS, np.int64)
+        _rehash(self._otab, new, 64 - bits, cap * SLOT_WORDS - 1)
         self._otab = new
         self._ostate[1:] = (64 - bits, cap - 1, int(cap * MAX_LOAD))
 
@@ -864,7 +1038,8 @@ class FastBook:
 
     def orders(self) -> dict[int, tuple[int, str, int, int]]:
         """Live orders: reference -> (locate, side, price, shares)."""
-        t = self._otab[self._otab[:, 3] != 0]
+        slots = self._otab.reshape(-1, SLOT_WORDS)
+        t = slots[slots[:, O_INFO] != 0]
         out = {}
         for key, price, shares, info in t.tolist():
             out[key & 0xFFFFFFFFFFFFFFFF] = ((info >> 8) & 0xFFFF, "BS"[info & 1], price, shares)
@@ -876,7 +1051,7 @@ class FastBook:
 
     @property
     def order_capacity(self) -> int:
-        return int(self._otab.shape[0])
+        return int(self._otab.shape[0]) // SLOT_WORDS
 
     @property
     def counters(self) -> dict[str, int]:

@@ -162,6 +162,33 @@ def test_fast_decoder_offsets_match_itch50_layouts():
     assert int((fast.MESSAGE_SIZE_TABLE > 0).sum()) == len(itch50.MESSAGE_SIZES)
 
 
+def test_fast_decoder_alpha_windows_cover_exactly_the_alpha_bytes():
+    for cls in itch50.MESSAGE_CLASSES:
+        t = ord(cls.TYPE)
+        expected = {p for f in cls.LAYOUT.fields if f.is_alpha
+                    for p in range(f.offset, f.offset + f.size)}
+        covered = []
+        for k in range(fast.ALPHA_STARTS[t], fast.ALPHA_STARTS[t + 1]):
+            start, mask = int(fast.ALPHA_OFFSETS[k]), int(fast.ALPHA_MASKS[k]) & (2**64 - 1)
+            assert 0 <= start <= cls.fixed_size() - 8
+            lanes = [lane for lane in range(8) if mask >> (8 * lane) & 0xFF]
+            assert all(mask >> (8 * lane) & 0xFF == 0x80 for lane in lanes)
+            covered += [start + lane for lane in lanes]
+        assert sorted(covered) == sorted(expected), cls.TYPE
+
+
+@pytest.mark.parametrize("msg", [add(5, "B", 100, 100_000), add(5, "S", 100, 100_000, mpid="ABCD"),
+                                 trade("B", 100, 100_000), cross(100, 100_000),
+                                 execute_at(1, 10, 100_500)], ids="AFPQC")
+def test_every_alpha_byte_is_checked(msg):
+    cls = itch50.ITCH.cls_for(chr(msg[0]))
+    positions = [p for f in cls.LAYOUT.fields if f.is_alpha
+                 for p in range(f.offset, f.offset + f.size)]
+    bad = [msg[:p] + bytes([0x80 | msg[p]]) + msg[p + 1:] for p in positions]
+    _, _, ref, _ = run_both([directory(), add(1, "B", 100, 100_000)] + bad + [msg])
+    assert ref.counters["decode_bad_field"] == len(positions) > 0
+
+
 # -- reference semantics (each also checked against FastBook) -----------------------------
 def test_adds_build_sorted_sides_and_rows():
     msgs = [directory(), add(1, "B", 100, 100_000), add(2, "B", 200, 101_000),
@@ -259,6 +286,20 @@ def test_aggregate_shares_saturate_in_rows():
     ru, _, ref, _ = run_both(msgs)
     assert ref.top(1)[0] == [(100_000, 2 * big, 2)]
     assert int(ru[-1]["bid_shares"][0]) == big and int(ru[-1]["bid_orders"][0]) == 2
+
+
+def test_fields_keep_every_bit():
+    """u64 references and match numbers with the top bit set, u32 shares and
+    prices at their maximum, a u48 timestamp near its top."""
+    ref, top = 2**64 - 5, 2**32 - 1
+    msgs = [directory(), add(ref, "S", top, top, ts=2**48 - 2),
+            execute(ref, 7, match=2**63 + 3, ts=2**48 - 1),
+            replace(ref, 2**63, top - 7, 1, ts=12_345),
+            cross(2**64 - 1, top, match=2**64 - 2)]
+    ru, rt, ref_book, fb = run_both(msgs)
+    assert int(rt[0]["match_number"]) == 2**63 + 3 and int(rt[0]["order_reference_number"]) == ref
+    assert int(rt[1]["shares"]) == 2**64 - 1 and int(ru[0]["timestamp"]) == 2**48 - 2
+    assert fb.orders() == {2**63: (1, "S", 1, top - 7)}
 
 
 def test_anomalies_are_counted_not_fatal():
@@ -366,6 +407,43 @@ def test_fast_equals_reference_on_synthetic_days(seed, anomaly_rate, batch):
     assert {counter_of[k]: v for k, v in day.anomalies.items()} == {
         name: ref.counters[name] for name in counter_of.values() if ref.counters[name]}
     assert sum(day.anomalies.values()) > 0 if anomaly_rate else not day.anomalies
+
+
+def test_offsets_outside_the_buffer_are_truncated_and_skipped():
+    """The kernel reads messages ahead of the one it applies (to prefetch their
+    order slots); offsets outside the buffer, or a short message ending the
+    buffer, must neither be read past nor disturb the messages around them."""
+    good = OPENING + [delete(3), execute(8, 50, match=4), add(20, "B", 300, 99_700),
+                      cancel(20, 100), replace(9, 21, 70, 100_100), delete(4)]
+    buf, off, length = pack(good)
+    assert int(off[-1]) + int(length[-1]) == len(buf) and int(length[-1]) == 19
+    # Every third slot a message that cannot be read: before the buffer, past
+    # its end, or running over its end.
+    bad = [(-40, 36), (len(buf), 36), (len(buf) - 5, 36), (2**40, 19), (len(buf) - 19, 36)]
+    offsets, lengths, k = [], [], 0
+    for i in range(len(good)):
+        if i % 3 == 1 and k < len(bad):
+            offsets.append(bad[k][0])
+            lengths.append(bad[k][1])
+            k += 1
+        offsets.append(int(off[i]))
+        lengths.append(int(length[i]))
+    assert k == len(bad)
+    offsets.append(-1)
+    lengths.append(19)
+    fb = FastBook(order_capacity=4, level_capacity=16)
+    fu, ft = fb.process_arrays(buf, np.array(offsets, np.int64), np.array(lengths, np.int32))
+    ref = ReferenceBook()
+    n = len(good)
+    ru, rt = ref.process_messages(buf, off, length, np.zeros(n, np.uint64), np.zeros(n, np.int32))
+    assert fu.tobytes() == updates_array(ru).tobytes() and len(fu) > 5
+    assert ft.tobytes() == trades_array(rt).tobytes() and len(ft) == 1
+    expected = dict(ref.counters)
+    expected["messages"] += len(bad) + 1
+    expected["decode_truncated"] += len(bad) + 1
+    assert fb.counters == expected
+    assert fb.orders() == live_orders(ref)
+
 
 
 # -- invariants ------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from host.book.bench import synthetic_day
 from host.book.fast import FastBook
 from host.book.records import trades_array, updates_array
 from host.book.reference import ReferenceBook
+from host.feed import fastpath
 from host.feed.fastpath import (
     MALFORMED_REASONS,
     FeedArbiter,
@@ -225,6 +226,33 @@ def test_random_bytes_never_crash():
     run_both(items, chunk=50)
 
 
+def test_output_arrays_are_sized_for_every_message_that_passes():
+    """The arbiter sizes a batch's output from the message counts in the
+    datagram headers; no batch, however malformed, emits more than that."""
+    rnd = random.Random(5)
+    items, emitted = [], 0
+    for k in range(600):
+        blocks = [bytes(rnd.randint(1, 6)) for _ in range(rnd.randint(0, 4))]
+        count = rnd.choice([len(blocks)] * 4 + [0, 0xFFFF, rnd.randint(0, 9)])
+        body = b"".join(len(b).to_bytes(2, "big") + b for b in blocks)
+        payload = (SESSION.encode() + (1 + 10 * k).to_bytes(8, "big")
+                   + count.to_bytes(2, "big") + body)
+        cut = rnd.choice([len(payload)] * 9 + [15])   # some cut inside the header
+        items.append(((FEED_A, FEED_B)[k % 2], payload[:cut], k))
+    arb = FeedArbiter()
+    for lo in range(0, len(items), 40):
+        batch = udp_batch(items[lo:lo + 40])
+        got = len(arb.process(batch))
+        assert got <= fastpath._message_bound(batch.buf, batch.payload_off, batch.payload_len)
+        emitted += got
+    assert emitted > 200 and arb.malformed()
+    # well-formed datagrams only: the bound is exact
+    clean = udp_batch([(FEED_A, encode_packet(SESSION, 10_000 + 3 * k, [b"ab", b"c", b"d"]), k)
+                       for k in range(20)])
+    assert fastpath._message_bound(clean.buf, clean.payload_off, clean.payload_len) == 60
+    assert len(arb.process(clean)) == 60
+
+
 # -- capacity growth and batches ---------------------------------------------------------------
 def test_many_feeds_sessions_and_holes_grow_the_tables():
     items = []
@@ -360,6 +388,10 @@ def test_bench_functions_report_every_figure(tmp_path):
                                batch.dst_port, np.full(n, -1, np.int32), np.full(n, -1, np.int32))
     result = bench_book(str(path), baseline_messages=400, repeat=1)
     assert result["book_messages"] == len(messages) and result["baseline_messages"] == 400
+    # small reader chunks: many batches, same messages and rows
+    chunked = bench_book(str(path), baseline_messages=400, repeat=1, chunk_bytes=4096)
+    assert chunked["book_messages"] == len(messages)
+    assert chunked["book_updates"] == result["book_updates"] > 0
     for key in ("decode_msgs_per_s", "book_msgs_per_s", "fastbook_msgs_per_s",
                 "python_baseline_msgs_per_s", "python_baseline_ratio"):
         assert result[key] > 0, key
