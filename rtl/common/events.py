@@ -33,6 +33,9 @@ aux             64     R: the 8 stock bytes (first character in the most
                        significant byte); H: trading state character in
                        bits 7:0; S: event code in bits 7:0; C: printable
                        ('Y'/'N') in bits 7:0; 0 otherwise
+stale           1      the message's sequencer sideband ``stale`` bit (a stream
+                       gap seen and not yet cleared by software): the book
+                       marks the records of this event ``FLAG_STALE``
 ==============  =====  ==========================================================
 """
 from __future__ import annotations
@@ -71,6 +74,7 @@ EVENT_FIELDS: tuple[tuple[str, int], ...] = (
     ("seq", 64),
     ("msg_index", 16),
     ("aux", 64),
+    ("stale", 1),
 )
 EVENT_BITS = sum(w for _, w in EVENT_FIELDS)
 
@@ -87,6 +91,7 @@ ITCH_EVENT_DTYPE = np.dtype([
     ("timestamp", "u8"),
     ("seq", "u8"),
     ("aux", "u8"),
+    ("stale", "u1"),
 ])
 
 

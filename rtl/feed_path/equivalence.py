@@ -5,8 +5,8 @@ Golden: the capture's UDP datagrams through ``host.feed.fastpath.FeedArbiter``
 ``host.book.fast.FastBook``.  Model: the capture's Ethernet frames, each on
 the input of its feed (by destination address), through
 :class:`rtl.feed_path.model.FeedPathModel` with one filter entry per feed,
-every locate passed by the decoder, and the book's stale bit following the
-sequencer's.  Every model record must equal the golden record of the same
+every locate passed by the decoder; the book's stale flag follows the
+sequencer's stream-stale bit, which each message carries.  Every model record must equal the golden record of the same
 message byte for byte, except records the model flags degraded (and golden
 records of a locate while the model has it degraded); golden records of
 locates the book does not track and of cross trades (not events of the
@@ -124,7 +124,7 @@ def compare_capture(path, summary: dict) -> Result:
     start = time.perf_counter()
     addresses = feed_addresses(summary)
     frames = capture_frames(path, addresses)
-    model = FeedPathModel(model_config(addresses), stale_from_sequencer=True)
+    model = FeedPathModel(model_config(addresses))
     outputs = model.run(frames)
     golden = golden_records(path)
     tracked = {info.locate for info in map(model.book.slot_info, range(model.book.config.slots))

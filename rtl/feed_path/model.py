@@ -13,10 +13,14 @@ takes frames already in that order (a capture replayed one frame at a time);
 a bench that drives both feeds at once gives the cycle each payload
 completed at the sequencer and uses :meth:`FeedPathModel.run_arrivals`.
 
-The book's ``FLAG_STALE`` is its ``CONTROL.stale`` bit, which the host
-sets.  ``stale_from_sequencer`` models a host that sets it whenever the
-sequencer's sticky stream-stale bit is set (a gap was seen) -- what the
-golden book does by itself on a sequence jump.
+The book's ``FLAG_STALE`` is its ``CONTROL.stale`` bit (software's) or the
+stream's stale bit as the sequencer delivered it with the message: set from
+the first message of the packet that revealed a gap, until software clears
+the sequencer's ``STATUS.stream_stale`` (write 1), message by message, the
+way the golden book flags records after a sequence jump.  The bit rides the
+message-stream sideband into the decoder and the event into the book, so the
+hardware marks exactly the records of those messages whatever is in flight
+when it changes.
 """
 from __future__ import annotations
 
@@ -58,15 +62,13 @@ class FeedPathConfig:
 class FeedPathModel:
     """The top level: frames of two feeds in, book records out."""
 
-    def __init__(self, config: FeedPathConfig = FeedPathConfig(),
-                 stale_from_sequencer: bool = False):
+    def __init__(self, config: FeedPathConfig = FeedPathConfig()):
         self.config = config
         self.filters = (FrameFilterModel(config.filter_a), FrameFilterModel(config.filter_b))
         self.sequencer = MoldSeqModel(config.session)
         self.decoder = ItchDecoderModel(config.subscriptions, config.pass_all_locates)
         self.book = OrderBookModel(config.book, auto_assign=config.auto_assign,
                                    stale=config.stale, refill=config.refill)
-        self.stale_from_sequencer = stale_from_sequencer
         self.messages = 0
 
     def filter(self, frame: Frame) -> Packet | None:
@@ -79,8 +81,6 @@ class FeedPathModel:
         out = []
         for message in self.sequencer.process(feed, payload.data, payload.error):
             self.messages += 1
-            if self.stale_from_sequencer and self.sequencer.stale:
-                self.book.stale = True
             event = self.decoder.process(ItchInput(message.data, message.seq, message.msg_index,
                                                    message.feed, message.stale))
             if event is not None:

@@ -316,9 +316,10 @@ def itch_decoder(clk, rst, s_axis: ItchStream, m_event: EventPort, s_axil: AxiLi
     sideband = sideband_slices()
     seq_lsb, seq_width = sideband["seq"]
     index_lsb, index_width = sideband["msg_index"]
+    stale_lsb, _ = sideband["stale"]
     parts = {**fields, "kind": kind_reg, "side": side, "stock_locate": locate_reg,
              "seq": tuser(seq_lsb + seq_width, seq_lsb),
-             "msg_index": tuser(index_lsb + index_width, index_lsb)}
+             "msg_index": tuser(index_lsb + index_width, index_lsb), "stale": tuser(stale_lsb)}
     event_word = ConcatSignal(*[parts[name] for name, _ in reversed(EVENT_FIELDS)])
     if len(event_word) != EVENT_BITS:
         raise ValueError(f"event word is {len(event_word)} bits, not {EVENT_BITS}")

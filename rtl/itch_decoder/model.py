@@ -33,8 +33,9 @@ their locate, so subscribing a locate also brings its R and H messages.
 Counters (32 bits, wrapping): every message, every emitted event, each drop
 reason, each well-formed message by type (whatever happened to it next),
 messages flagged stale by the sequencer, messages that came from feed B.  The
-event word has no stale bit: staleness shows in the ``stale`` counter and its
-sticky bit, never in the event.  The feed bit is only counted.
+sideband's stale bit is also copied into the event (its ``stale`` field), so
+the book flags exactly the records of stale messages, whatever is still in
+flight when the sequencer's bit changes.  The feed bit is only counted.
 """
 from __future__ import annotations
 
@@ -241,7 +242,7 @@ class ItchDecoderModel:
         if verdict.reason != EVENT:
             return None
         self._count("events")
-        return event_row(verdict.event)
+        return event_row({**verdict.event, "stale": int(message.stale)})
 
     def run(self, messages: Iterable[ItchInput]) -> np.ndarray:
         rows = [row for row in map(self.process, messages) if row is not None]

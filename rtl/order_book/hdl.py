@@ -464,8 +464,9 @@ def order_book(clk, rst, s_event: EventPort, m_axis: AxiStream, s_axil: AxiLite,
 
     in_kind, in_side, in_locate, in_price, in_shares = (ev(n) for n in (
         "kind", "side", "stock_locate", "price", "shares"))
-    in_ref, in_new_ref, in_match, in_ts, in_seq, in_index, in_aux = (ev(n) for n in (
-        "order_ref", "new_order_ref", "match_number", "timestamp", "seq", "msg_index", "aux"))
+    in_ref, in_new_ref, in_match, in_ts, in_seq, in_index, in_aux, in_stale = (ev(n) for n in (
+        "order_ref", "new_order_ref", "match_number", "timestamp", "seq", "msg_index", "aux",
+        "stale"))
     e_kind = _bits(4)
     e_side = _bits(1)
     e_locate = _bits(16)
@@ -478,6 +479,7 @@ def order_book(clk, rst, s_event: EventPort, m_axis: AxiStream, s_axil: AxiLite,
     e_seq = _bits(64)
     e_index = _bits(16)
     e_aux = _bits(64)
+    e_stale = _bits(1)
     e_aux_low = e_aux(8, 0)
 
     h_hit = _bits(1)          # the event's locate has a slot ...
@@ -965,6 +967,7 @@ def order_book(clk, rst, s_event: EventPort, m_axis: AxiStream, s_axil: AxiLite,
                 e_seq.next = in_seq
                 e_index.next = in_index
                 e_aux.next = in_aux
+                e_stale.next = in_stale
                 op_valid.next = 0
                 second.next = 0
                 lost_set.next = 0
@@ -1186,7 +1189,7 @@ def order_book(clk, rst, s_event: EventPort, m_axis: AxiStream, s_axil: AxiLite,
                     flags[:] = flags | FLAG_DEGRADED
                 if not_trading[t_slot]:
                     flags[:] = flags | FLAG_NOT_TRADING
-                if stale:
+                if stale or e_stale:
                     flags[:] = flags | FLAG_STALE
                 if b_best_orders != 0 and a_best_orders != 0 and b_best_price >= a_best_price:
                     flags[:] = flags | FLAG_CROSSED

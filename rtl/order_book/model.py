@@ -87,7 +87,8 @@ golden book's.
 
 Flags: ``FLAG_NOT_TRADING`` from the slot's last Trading Action (H) event
 (a new slot counts as trading), ``FLAG_STALE`` from the ``stale`` control
-bit (set by whoever detects a sequence gap; the block sees only events),
+bit (software's) or the event's own ``stale`` bit (the sequencer's sideband:
+a stream gap was seen and software has not cleared it yet),
 ``FLAG_CROSSED`` from the best levels, ``FLAG_NO_DIRECTORY`` until the slot
 has seen its locate's Stock Directory event (a slot assigned by a directory
 event has).
@@ -160,6 +161,14 @@ COUNTER_MASK = 0xFFFF_FFFF
 
 CHAR_T = ord("T")
 CHAR_Y = ord("Y")
+
+
+def _optional_field(event, name: str) -> int:
+    """A field of an event row, or 0 when a mapping leaves it out."""
+    try:
+        return int(event[name])
+    except (KeyError, ValueError, IndexError):
+        return 0
 
 
 @dataclass(frozen=True)
@@ -347,6 +356,7 @@ class OrderBookModel:
         self.config = config
         self.auto_assign = auto_assign
         self.stale = stale
+        self.event_stale = False
         self.refill = refill
         self.slots = [Slot() for _ in range(config.slots)]
         self.sets: list[dict[int, Order]] = [{} for _ in range(config.order_sets)]
@@ -400,6 +410,7 @@ class OrderBookModel:
     def process(self, event) -> list[Output]:
         """Apply one event (a row of ITCH_EVENT_DTYPE or a mapping); the
         records it produces, in output order."""
+        self.event_stale = bool(_optional_field(event, "stale"))
         kind = int(event["kind"])
         name = EVENT_KIND_NAMES.get(kind, "other")
         self._count(f"ev_{name}")
@@ -602,7 +613,7 @@ class OrderBookModel:
         flags = FLAG_DEGRADED if slot.degraded else 0
         if slot.not_trading:
             flags |= FLAG_NOT_TRADING
-        if self.stale:
+        if self.stale or self.event_stale:
             flags |= FLAG_STALE
         bids, asks = slot.bids.levels, slot.asks.levels
         if bids and asks and bids[0][0] >= asks[0][0]:

@@ -12,7 +12,8 @@ from rtl.common.axil import RESP_OKAY, RESP_SLVERR
 from rtl.feed_path.equivalence import capture_frames, feed_addresses, model_config
 from rtl.feed_path.hdl import LATENCY_CYCLES
 from rtl.feed_path.model import FEED_A, FEED_B, FeedPathModel, Frame
-from rtl.mold_seq.model import Arrival
+from rtl.mold_seq.model import EV_GAP, Arrival
+from rtl.order_book.model import FLAG_STALE, split_outputs
 from rtl.regmap.driver import encode, register_offsets
 from rtl.regmap.map import MAP_VERSION
 from tests.rtl.conftest import TEST_BUILD_ID
@@ -135,6 +136,35 @@ def test_both_feeds_with_faults_gaps_and_backpressure_match_model(feed_path):
     # copies completing close together, gaps and records of both kinds.
     assert 0 < dec["feed_b"] < dec["messages"]
     assert seq["gaps"] > 0 and book["trades"] > 0 and len(expected) > 500
+
+
+# day-faults-vlan loses message 404 on both feeds: the host Sequencer
+# (host.feed.sequencer) reports its first gap event, (expected 404, received
+# 405), at frame 1330 of the capture.
+GAP_FRAME, GAP_RECEIVED = 1330, 405
+
+
+def test_stream_gap_marks_later_records_stale_as_model(feed_path):
+    """Frames around the capture's first arbitration gap, both feeds at once:
+    the records of the message that revealed the first gap and of every later
+    one carry FLAG_STALE (the sequencer's stream-stale bit riding each message
+    into the book), earlier ones do not, in the RTL exactly as in the model."""
+    # From the start of the day: the book tracks locates from their directory
+    # messages.
+    config, frames = capture("day-faults-vlan.pcap", GAP_FRAME + 100)
+    releases = [5 * i for i in range(len(frames))]
+    observed, model, expected = run(feed_path, "stream_gap", config, frames, releases,
+                                    source_pause=0.1, sink_pause=0.2)
+    assert_same_records(observed, expected)
+    gaps = [(e.a, e.b) for e in model.sequencer.events if e.kind == EV_GAP]
+    # Copies of both feeds racing can open gaps earlier (the later copy fills
+    # them in late); the capture's own loss is among them.
+    assert (GAP_RECEIVED - 1, GAP_RECEIVED) in gaps and model.sequencer.stale
+    assert observed["registers"]["mold_seq.COUNT_GAPS"][0] == len(gaps)
+    updates, _ = split_outputs(expected)
+    stale = (updates["flags"] & FLAG_STALE) != 0
+    assert 0 < stale.sum() < len(updates)
+    assert list(stale) == list(updates["seq"] >= gaps[0][1])
 
 
 def test_latency_last_frame_byte_to_first_record_beat(feed_path):
