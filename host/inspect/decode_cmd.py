@@ -227,7 +227,7 @@ def print_summary(summary: dict[str, Any], *, jsonl: bool) -> None:
         cols = ["packets", "messages", "heartbeats", "end_of_session", "duplicate_packets",
                 "out_of_order_packets", "gaps", "missing_messages"]
         t = Table(title="feeds")
-        t.add_column("feed")
+        t.add_column("feed", no_wrap=True, min_width=len(max(feeds, key=len)))
         for c in cols:
             t.add_column(c.replace("_", " "), justify="right")
         for name, st in feeds.items():
