@@ -13,19 +13,14 @@ the frame that caused it.
 """
 from __future__ import annotations
 
-import json
-import logging
-import os
-import random
-from pathlib import Path
-
 import cocotb
-from cocotb.clock import Clock
-from cocotb.triggers import ClockCycles, RisingEdge
-from cocotbext.axi import (AxiLiteBus, AxiLiteMaster, AxiStreamBus, AxiStreamFrame,
-                           AxiStreamSink, AxiStreamSource)
+from cocotb.triggers import RisingEdge
+from cocotbext.axi import AxiStreamFrame
 
-CLOCK_NS = 4
+from tests.rtl.bench_common import (InputStamps, OutputStamps, axil_master,
+                                    load_json_stimulus, pauses, quiet_drivers, sideband_values,
+                                    start_and_reset, stream_sink, stream_source, write_observed)
+
 QUIET_CYCLES = 64
 FEEDS = ("a", "b")
 # The filter instances in the flattened Verilog, in the order the top level
@@ -33,61 +28,40 @@ FEEDS = ("a", "b")
 PAYLOAD_BUSES = ("frame_filter0_m_axis", "frame_filter1_m_axis")
 
 
-def _pauses(probability: float, seed: int):
-    rng = random.Random(seed)
-    while True:
-        yield rng.random() < probability
-
-
 class Bench:
     def __init__(self, dut):
         self.dut = dut
-        for name in ("s_axis_a", "s_axis_b", "m_axis", "s_axil"):
-            logging.getLogger(f"cocotb.feed_path.{name}").setLevel(logging.WARNING)
-        self.axil = AxiLiteMaster(AxiLiteBus.from_prefix(dut, "s_axil"), dut.clk, dut.rst)
-        self.sources = [AxiStreamSource(AxiStreamBus.from_prefix(dut, f"s_axis_{f}"), dut.clk,
-                                        dut.rst) for f in FEEDS]
-        self.sink = AxiStreamSink(AxiStreamBus.from_prefix(dut, "m_axis"), dut.clk, dut.rst)
+        quiet_drivers("feed_path", ("s_axis_a", "s_axis_b", "m_axis", "s_axil"))
+        self.axil = axil_master(dut)
+        self.sources = [stream_source(dut, f"s_axis_{f}") for f in FEEDS]
+        self.sink = stream_sink(dut, "m_axis")
         self.cycle = 0
-        self.input_last = [[], []]
+        self.inputs = [InputStamps(*(getattr(dut, f"s_axis_{f}_{s}")
+                                     for s in ("tvalid", "tready", "tlast"))) for f in FEEDS]
         self.arrivals = [[], []]
-        self.record_first = []
+        self.output = OutputStamps(dut.m_axis_tvalid, dut.m_axis_tready, dut.m_axis_tlast)
         self.last_activity = 0
 
     async def start(self):
-        cocotb.start_soon(Clock(self.dut.clk, CLOCK_NS, unit="ns").start())
-        self.dut.rst.value = 1
-        await ClockCycles(self.dut.clk, 4)
-        self.dut.rst.value = 0
-        await ClockCycles(self.dut.clk, 2)
+        await start_and_reset(self.dut)
         cocotb.start_soon(self._watch())
 
     async def _watch(self):
         dut = self.dut
-        inputs = [(dut.s_axis_a_tvalid, dut.s_axis_a_tready, dut.s_axis_a_tlast),
-                  (dut.s_axis_b_tvalid, dut.s_axis_b_tready, dut.s_axis_b_tlast)]
         payloads = [tuple(getattr(dut, f"{bus}_{s}") for s in ("tvalid", "tready", "tlast"))
                     for bus in PAYLOAD_BUSES]
-        expecting_first = True
         while True:
             await RisingEdge(dut.clk)
             self.cycle += 1
             for feed in (0, 1):
-                valid, ready, last = inputs[feed]
-                if int(valid.value) and int(ready.value) and int(last.value):
-                    self.input_last[feed].append(self.cycle)
+                self.inputs[feed].sample(self.cycle)
                 valid, ready, last = payloads[feed]
                 if int(valid.value):
                     self.last_activity = self.cycle
                     if int(ready.value) and int(last.value):
                         self.arrivals[feed].append(self.cycle)
-            if int(dut.m_axis_tvalid.value):
+            if self.output.sample(self.cycle):
                 self.last_activity = self.cycle
-                if expecting_first:
-                    self.record_first.append(self.cycle)
-                    expecting_first = False
-                if int(dut.m_axis_tready.value) and int(dut.m_axis_tlast.value):
-                    expecting_first = True
 
     async def quiet(self, cycles: int) -> None:
         while self.cycle - self.last_activity < cycles or \
@@ -108,7 +82,7 @@ class Bench:
 
 @cocotb.test()
 async def stream_stimulus(dut):
-    stimulus = json.loads(Path(os.environ["ZYNQMM_STIMULUS"]).read_text())
+    stimulus = load_json_stimulus()
     bench = Bench(dut)
     await bench.start()
     for address, value in stimulus["writes"]:
@@ -116,9 +90,9 @@ async def stream_stimulus(dut):
     seed = stimulus["seed"]
     for feed, source in enumerate(bench.sources):
         if stimulus["source_pause"]:
-            source.set_pause_generator(_pauses(stimulus["source_pause"], seed + feed))
+            source.set_pause_generator(pauses(stimulus["source_pause"], seed + feed))
     if stimulus["sink_pause"]:
-        bench.sink.set_pause_generator(_pauses(stimulus["sink_pause"], seed + 2))
+        bench.sink.set_pause_generator(pauses(stimulus["sink_pause"], seed + 2))
 
     start = bench.cycle
     if stimulus["serial"]:
@@ -146,12 +120,11 @@ async def stream_stimulus(dut):
         response = await bench.axil.read(address, 4)
         registers[name] = [int.from_bytes(response.data, "little"), int(response.resp)]
     observed = {
-        "records": [[bytes(r.tdata).hex(), sorted(set(r.tdest)) if isinstance(r.tdest, list)
-                     else [int(r.tdest)]] for r in records],
+        "records": [[bytes(r.tdata).hex(), sideband_values(r.tdest)] for r in records],
         "registers": registers,
-        "input_last": bench.input_last,
+        "input_last": [stamps.last_cycles for stamps in bench.inputs],
         "arrivals": bench.arrivals,
-        "record_first": bench.record_first,
+        "record_first": bench.output.first_cycles,
         "cycles": bench.cycle,
     }
-    Path(os.environ["ZYNQMM_RUN_DIR"], "observed.json").write_text(json.dumps(observed))
+    write_observed(observed)

@@ -11,79 +11,35 @@ model.  ``register_access`` checks the AXI-Lite decode itself and
 """
 from __future__ import annotations
 
-import json
-import logging
-import os
-import random
-from pathlib import Path
-
 import cocotb
-from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, RisingEdge
-from cocotbext.axi import (AxiLiteBus, AxiLiteMaster, AxiResp, AxiStreamBus, AxiStreamFrame,
-                           AxiStreamSink, AxiStreamSource)
+from cocotbext.axi import AxiResp, AxiStreamFrame
 
 from host.pcap.frames import build_udp_frame
 from rtl.frame_filter.model import COUNTERS, DROP_REASONS, FilterEntry
 from rtl.regmap.driver import decode, encode
 from rtl.regmap.map import FRAME_FILTER
+from tests.rtl.bench_common import (InputStamps, OutputStamps, RegisterBench, pauses,
+                                    quiet_drivers, sideband_values, stamp_cycles, start_and_reset,
+                                    stimulus_path, stream_sink, stream_source, write_observed)
 from tests.rtl.frame_stimulus import Stimulus
 
-CLOCK_NS = 4
 # Cycles with nothing in flight after which a run counts as finished.
 QUIET_CYCLES = 64
 
 
-def offset(register: str) -> int:
-    return FRAME_FILTER.register(register).offset
-
-
-class Bench:
+class Bench(RegisterBench):
     def __init__(self, dut):
-        self.dut = dut
-        for name in ("cocotb.frame_filter.s_axis", "cocotb.frame_filter.m_axis",
-                     "cocotb.frame_filter.s_axil"):
-            logging.getLogger(name).setLevel(logging.WARNING)
-        self.axil = AxiLiteMaster(AxiLiteBus.from_prefix(dut, "s_axil"), dut.clk, dut.rst)
-        self.source = AxiStreamSource(AxiStreamBus.from_prefix(dut, "s_axis"), dut.clk, dut.rst)
-        self.sink = AxiStreamSink(AxiStreamBus.from_prefix(dut, "m_axis"), dut.clk, dut.rst)
-        self.cycle = 0
-        self.tlast_cycles: list[int] = []
-        self.first_valid_cycles: list[int] = []
-        self.input_stalls = 0
+        quiet_drivers("frame_filter", ("s_axis", "m_axis", "s_axil"))
+        super().__init__(dut, FRAME_FILTER)
+        self.source = stream_source(dut, "s_axis")
+        self.sink = stream_sink(dut, "m_axis")
+        self.input = InputStamps(dut.s_axis_tvalid, dut.s_axis_tready, dut.s_axis_tlast)
+        self.output = OutputStamps(dut.m_axis_tvalid, dut.m_axis_tready, dut.m_axis_tlast)
 
     async def start(self):
-        cocotb.start_soon(Clock(self.dut.clk, CLOCK_NS, unit="ns").start())
-        self.dut.rst.value = 1
-        await ClockCycles(self.dut.clk, 4)
-        self.dut.rst.value = 0
-        await ClockCycles(self.dut.clk, 2)
-        cocotb.start_soon(self._watch())
-
-    async def _watch(self):
-        """Cycle stamps, sampled at each rising edge like the drivers do."""
-        dut = self.dut
-        expecting_first = True
-        while True:
-            await RisingEdge(dut.clk)
-            self.cycle += 1
-            if int(dut.s_axis_tvalid.value):
-                if not int(dut.s_axis_tready.value):
-                    self.input_stalls += 1
-                elif int(dut.s_axis_tlast.value):
-                    self.tlast_cycles.append(self.cycle)
-            if int(dut.m_axis_tvalid.value):
-                if expecting_first:
-                    self.first_valid_cycles.append(self.cycle)
-                    expecting_first = False
-                if int(dut.m_axis_tready.value) and int(dut.m_axis_tlast.value):
-                    expecting_first = True
-
-    async def read(self, register: str) -> int:
-        return int.from_bytes((await self.axil.read(offset(register), 4)).data, "little")
-
-    async def write(self, register: str, value: int) -> None:
-        await self.axil.write(offset(register), value.to_bytes(4, "little"))
+        await start_and_reset(self.dut)
+        cocotb.start_soon(stamp_cycles(self, self.input, self.output))
 
     async def program_table(self, table) -> None:
         for n, entry in enumerate(table):
@@ -96,28 +52,16 @@ class Bench:
                                                       f"filter{n}_enable": int(entry.enabled)}))
 
 
-def _values(sideband) -> list[int]:
-    """Distinct values of a sideband signal over a packet (a compacted
-    frame holds a single int when they were all equal)."""
-    return sorted(set(sideband)) if isinstance(sideband, list) else [int(sideband)]
-
-
-def _pauses(probability: float, seed: int):
-    rng = random.Random(seed)
-    while True:
-        yield rng.random() < probability
-
-
 @cocotb.test()
 async def stream_stimulus(dut):
-    stimulus = Stimulus.load(Path(os.environ["ZYNQMM_STIMULUS"]))
+    stimulus = Stimulus.load(stimulus_path())
     bench = Bench(dut)
     await bench.start()
     await bench.program_table(stimulus.table)
     if stimulus.source_pause:
-        bench.source.set_pause_generator(_pauses(stimulus.source_pause, stimulus.seed))
+        bench.source.set_pause_generator(pauses(stimulus.source_pause, stimulus.seed))
     if stimulus.sink_pause:
-        bench.sink.set_pause_generator(_pauses(stimulus.sink_pause, stimulus.seed + 1))
+        bench.sink.set_pause_generator(pauses(stimulus.sink_pause, stimulus.seed + 1))
 
     for frame in stimulus.frames:
         nbytes = len(frame.data)
@@ -143,16 +87,16 @@ async def stream_stimulus(dut):
     counters = {name: await bench.read(f"COUNT_{name.upper()}") for name in COUNTERS}
     drop_status = await bench.read("DROP_STATUS")
     observed = {
-        "packets": [{"data": bytes(p.tdata).hex(), "dest": _values(p.tdest),
-                     "user": _values(p.tuser)} for p in packets],
+        "packets": [{"data": bytes(p.tdata).hex(), "dest": sideband_values(p.tdest),
+                     "user": sideband_values(p.tuser)} for p in packets],
         "counters": counters,
         "drop_status": drop_status,
-        "tlast_cycles": bench.tlast_cycles,
-        "first_valid_cycles": bench.first_valid_cycles,
-        "input_stalls": bench.input_stalls,
+        "tlast_cycles": bench.input.last_cycles,
+        "first_valid_cycles": bench.output.first_cycles,
+        "input_stalls": bench.input.stalls,
         "cycles": bench.cycle,
     }
-    Path(os.environ["ZYNQMM_RUN_DIR"], "observed.json").write_text(json.dumps(observed))
+    write_observed(observed)
 
 
 @cocotb.test()
@@ -165,7 +109,7 @@ async def register_access(dut):
     # RW: full writes read back; byte strobes write only their bytes.
     await bench.write("FILTER3_IP", 0xE9360C01)
     assert await bench.read("FILTER3_IP") == 0xE9360C01
-    await bench.axil.write(offset("FILTER3_IP") + 1, b"\xAB")
+    await bench.axil.write(bench.offset("FILTER3_IP") + 1, b"\xAB")
     assert await bench.read("FILTER3_IP") == 0xE936AB01
     await bench.write("FILTER3_PORT", 0xFFFF_FFFF)
     assert await bench.read("FILTER3_PORT") == 0x8000_FFFF, "unused bits must read 0"
@@ -181,7 +125,7 @@ async def register_access(dut):
         assert response.data == bytes(4)
         write_response = await bench.axil.write(hole, b"\x01\x02\x03\x04")
         assert write_response.resp == AxiResp.SLVERR
-    assert (await bench.axil.read(offset("INFO"), 4)).resp == AxiResp.OKAY
+    assert (await bench.axil.read(bench.offset("INFO"), 4)).resp == AxiResp.OKAY
 
     # W1C: a frame error sets its sticky bit; writing 0 leaves it, 1 clears it.
     await bench.source.send(AxiStreamFrame(bytes(range(64)), tuser=[0] * 63 + [1]))
@@ -216,7 +160,7 @@ async def table_change_mid_frame(dut):
     await bench.source.wait()
     packet = await bench.sink.recv()
     assert bytes(packet.tdata) == payload
-    assert _values(packet.tdest) == [0]
+    assert sideband_values(packet.tdest) == [0]
     await bench.source.send(AxiStreamFrame(frame))
     await bench.source.wait()
     await ClockCycles(dut.clk, 16)

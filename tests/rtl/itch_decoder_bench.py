@@ -19,90 +19,49 @@ blocked output does to the input.
 """
 from __future__ import annotations
 
-import json
-import logging
-import os
-import random
-from pathlib import Path
-
 import cocotb
-from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, RisingEdge
-from cocotbext.axi import (AxiLiteBus, AxiLiteMaster, AxiResp, AxiStreamBus, AxiStreamFrame,
-                           AxiStreamSource)
+from cocotbext.axi import AxiResp, AxiStreamFrame
 
 from rtl.common.events import field_slices
 from rtl.common.message_stream import pack_sideband
 from rtl.itch_decoder.model import COUNTERS, STICKY, SUBSCRIPTION_ENTRIES
 from rtl.regmap.driver import decode, encode
 from rtl.regmap.map import ITCH_DECODER
+from tests.rtl.bench_common import (InputStamps, OutputStamps, RegisterBench, load_json_stimulus,
+                                    pauses, quiet_drivers, start_and_reset, stream_source,
+                                    write_observed)
 
-CLOCK_NS = 4
 # Cycles with nothing in flight after which a run counts as finished.
 QUIET_CYCLES = 32
 
 
-def offset(register: str) -> int:
-    return ITCH_DECODER.register(register).offset
-
-
-def _pauses(probability: float, seed: int):
-    rng = random.Random(seed)
-    while True:
-        yield rng.random() < probability
-
-
-class Bench:
+class Bench(RegisterBench):
     def __init__(self, dut):
-        self.dut = dut
-        for name in ("cocotb.itch_decoder.s_axis", "cocotb.itch_decoder.s_axil"):
-            logging.getLogger(name).setLevel(logging.WARNING)
-        self.axil = AxiLiteMaster(AxiLiteBus.from_prefix(dut, "s_axil"), dut.clk, dut.rst)
-        self.source = AxiStreamSource(AxiStreamBus.from_prefix(dut, "s_axis"), dut.clk, dut.rst)
-        self.cycle = 0
+        quiet_drivers("itch_decoder", ("s_axis", "s_axil"))
+        super().__init__(dut, ITCH_DECODER)
+        self.source = stream_source(dut, "s_axis")
         self.events: list[int] = []
-        self.tlast_cycles: list[int] = []
-        self.first_valid_cycles: list[int] = []
-        self.input_stalls = 0
+        self.input = InputStamps(dut.s_axis_tvalid, dut.s_axis_tready, dut.s_axis_tlast)
+        self.output = OutputStamps(dut.m_event_valid, dut.m_event_ready)
         self.sink_pauses = None
 
     async def start(self):
-        cocotb.start_soon(Clock(self.dut.clk, CLOCK_NS, unit="ns").start())
-        self.dut.m_event_ready.value = 0
-        self.dut.rst.value = 1
-        await ClockCycles(self.dut.clk, 4)
-        self.dut.rst.value = 0
-        await ClockCycles(self.dut.clk, 2)
+        await start_and_reset(self.dut, idle_low=("m_event_ready",))
         cocotb.start_soon(self._watch())
 
     async def _watch(self):
         """The event sink and the cycle stamps, sampled at each rising edge
         like the cocotbext-axi drivers do."""
         dut = self.dut
-        new_event = True
         while True:
             await RisingEdge(dut.clk)
             self.cycle += 1
-            if int(dut.s_axis_tvalid.value):
-                if not int(dut.s_axis_tready.value):
-                    self.input_stalls += 1
-                elif int(dut.s_axis_tlast.value):
-                    self.tlast_cycles.append(self.cycle)
-            if int(dut.m_event_valid.value):
-                if new_event:
-                    self.first_valid_cycles.append(self.cycle)
-                    new_event = False
-                if int(dut.m_event_ready.value):
-                    self.events.append(int(dut.m_event_data.value))
-                    new_event = True
+            self.input.sample(self.cycle)
+            if self.output.sample(self.cycle) and int(dut.m_event_ready.value):
+                self.events.append(int(dut.m_event_data.value))
             ready = self.sink_pauses is None or not next(self.sink_pauses)
             dut.m_event_ready.value = int(ready)
-
-    async def read(self, register: str) -> int:
-        return int.from_bytes((await self.axil.read(offset(register), 4)).data, "little")
-
-    async def write(self, register: str, value: int) -> None:
-        await self.axil.write(offset(register), value.to_bytes(4, "little"))
 
     async def program(self, table, pass_all_locates: bool) -> None:
         for n in range(SUBSCRIPTION_ENTRIES):
@@ -121,15 +80,15 @@ class Bench:
 
 @cocotb.test()
 async def stream_stimulus(dut):
-    stimulus = json.loads(Path(os.environ["ZYNQMM_STIMULUS"]).read_text())
+    stimulus = load_json_stimulus()
     bench = Bench(dut)
     await bench.start()
     await bench.program(stimulus["table"], stimulus["pass_all_locates"])
     seed = stimulus["seed"]
     if stimulus["source_pause"]:
-        bench.source.set_pause_generator(_pauses(stimulus["source_pause"], seed))
+        bench.source.set_pause_generator(pauses(stimulus["source_pause"], seed))
     if stimulus["sink_pause"]:
-        bench.sink_pauses = _pauses(stimulus["sink_pause"], seed + 1)
+        bench.sink_pauses = pauses(stimulus["sink_pause"], seed + 1)
 
     start_cycle = bench.cycle
     for data, seq, msg_index, feed, stale in stimulus["messages"]:
@@ -150,11 +109,11 @@ async def stream_stimulus(dut):
         "events": [format(word, "x") for word in bench.events],
         "counters": await bench.counters(),
         "drop_status": await bench.read("DROP_STATUS"),
-        "tlast_cycles": [c - start_cycle for c in bench.tlast_cycles],
-        "first_valid_cycles": [c - start_cycle for c in bench.first_valid_cycles],
-        "input_stalls": bench.input_stalls,
+        "tlast_cycles": [c - start_cycle for c in bench.input.last_cycles],
+        "first_valid_cycles": [c - start_cycle for c in bench.output.first_cycles],
+        "input_stalls": bench.input.stalls,
     }
-    Path(os.environ["ZYNQMM_RUN_DIR"], "observed.json").write_text(json.dumps(observed))
+    write_observed(observed)
 
 
 @cocotb.test()
@@ -167,7 +126,7 @@ async def register_access(dut):
     # RW: full writes read back, unused bits read 0, byte strobes write only their bytes.
     await bench.write("SUB5", 0xFFFF_FFFF)
     assert await bench.read("SUB5") == 0x8000_FFFF
-    await bench.axil.write(offset("SUB5"), b"\x34")
+    await bench.axil.write(bench.offset("SUB5"), b"\x34")
     assert await bench.read("SUB5") == 0x8000_FF34
     await bench.write("CONTROL", 0xFFFF_FFFF)
     assert await bench.read("CONTROL") == 1

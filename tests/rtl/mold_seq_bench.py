@@ -22,7 +22,6 @@ stale bit's clear, and ``hold``.
 from __future__ import annotations
 
 import json
-import os
 import random
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -202,34 +201,25 @@ def ab_feeds(seed: int, messages: int = 400, max_per_packet: int = 6, drop: floa
 
 # ---- cocotb bench -------------------------------------------------------------------
 import cocotb  # noqa: E402  (the stimulus half above is used without a simulator)
-from cocotb.clock import Clock  # noqa: E402
 from cocotb.triggers import ClockCycles, RisingEdge  # noqa: E402
-from cocotbext.axi import (AxiLiteBus, AxiLiteMaster, AxiStreamBus, AxiStreamFrame,  # noqa: E402
-                           AxiStreamSource)
+from cocotbext.axi import AxiStreamFrame  # noqa: E402
 
-CLOCK_NS = 4
+from tests.rtl.bench_common import (RegisterBench, pauses, quiet_drivers,  # noqa: E402
+                                    start_and_reset, stimulus_path, stream_source,
+                                    write_observed)
+
 QUIET_CYCLES = 64
 
 
-def _offset(register: str) -> int:
-    from rtl.regmap.map import MOLD_SEQ
-
-    return MOLD_SEQ.register(register).offset
-
-
-class Bench:
+class Bench(RegisterBench):
     def __init__(self, dut, sink_pause: float = 0.0, seed: int = 1):
-        import logging
+        from rtl.regmap.map import MOLD_SEQ
 
-        self.dut = dut
-        for name in ("s_axis_a", "s_axis_b", "s_axil"):
-            logging.getLogger(f"cocotb.mold_seq.{name}").setLevel(logging.WARNING)
-        self.axil = AxiLiteMaster(AxiLiteBus.from_prefix(dut, "s_axil"), dut.clk, dut.rst)
-        self.sources = [AxiStreamSource(AxiStreamBus.from_prefix(dut, f"s_axis_{f}"), dut.clk,
-                                        dut.rst) for f in "ab"]
+        quiet_drivers("mold_seq", ("s_axis_a", "s_axis_b", "s_axil"))
+        super().__init__(dut, MOLD_SEQ)
+        self.sources = [stream_source(dut, f"s_axis_{f}") for f in "ab"]
         self.sink_pause = sink_pause
         self.rng = random.Random(seed + 7)
-        self.cycle = 0
         self.beats: list[list[list[int]]] = [[], []]   # per feed, per packet: beat cycles
         self._open: list[list[int]] = [[], []]
         self.messages: list[dict] = []
@@ -239,12 +229,7 @@ class Bench:
         self.events_taken = 0
 
     async def start(self):
-        cocotb.start_soon(Clock(self.dut.clk, CLOCK_NS, unit="ns").start())
-        self.dut.m_axis_tready.value = 0
-        self.dut.rst.value = 1
-        await ClockCycles(self.dut.clk, 4)
-        self.dut.rst.value = 0
-        await ClockCycles(self.dut.clk, 2)
+        await start_and_reset(self.dut, idle_low=("m_axis_tready",))
         cocotb.start_soon(self._watch())
 
     async def _watch(self):
@@ -286,12 +271,6 @@ class Bench:
                                   "keeps": sorted(m["keeps"])})
             self._message = None
 
-    async def read(self, register: str) -> int:
-        return int.from_bytes((await self.axil.read(_offset(register), 4)).data, "little")
-
-    async def write(self, register: str, value: int) -> None:
-        await self.axil.write(_offset(register), value.to_bytes(4, "little"))
-
     async def set_session(self, session: bytes) -> None:
         word = int.from_bytes(session, "big")
         await self.write("SESSION_CFG0", word >> 48)
@@ -310,9 +289,7 @@ class Bench:
         return kind_word & 0xF, (kind_word >> 8) & 1, a, b
 
     async def read_all(self) -> dict[str, int]:
-        from rtl.regmap.map import MOLD_SEQ
-
-        return {reg.name: await self.read(reg.name) for reg in MOLD_SEQ.registers}
+        return {reg.name: await self.read(reg.name) for reg in self.registers.registers}
 
     async def send(self, feed: int, packets, gap_cycles: int, delay: int = 0):
         if delay:
@@ -329,22 +306,16 @@ class Bench:
         await source.wait()
 
 
-def _pauses(probability: float, seed: int):
-    rng = random.Random(seed)
-    while True:
-        yield rng.random() < probability
-
-
 @cocotb.test()
 async def stream_stimulus(dut):
-    stimulus = SeqStimulus.load(Path(os.environ["ZYNQMM_STIMULUS"]))
+    stimulus = SeqStimulus.load(stimulus_path())
     bench = Bench(dut, stimulus.sink_pause, stimulus.seed)
     await bench.start()
     if stimulus.session_cfg is not None:
         await bench.set_session(bytes.fromhex(stimulus.session_cfg))
     for f, source in enumerate(bench.sources):
         if stimulus.source_pause:
-            source.set_pause_generator(_pauses(stimulus.source_pause, stimulus.seed + 11 * f))
+            source.set_pause_generator(pauses(stimulus.source_pause, stimulus.seed + 11 * f))
 
     events: list = []
     done = {"inputs": False}
@@ -385,7 +356,7 @@ async def stream_stimulus(dut):
         "input_stalls": bench.input_stalls,
         "cycles": bench.cycle,
     }
-    Path(os.environ["ZYNQMM_RUN_DIR"], "observed.json").write_text(json.dumps(observed))
+    write_observed(observed)
 
 
 @cocotb.test()

@@ -13,76 +13,35 @@ waited.  The pytest side compares that with the model.
 """
 from __future__ import annotations
 
-import json
-import logging
-import os
-from pathlib import Path
-
 import cocotb
-from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, RisingEdge
-from cocotbext.axi import AxiLiteBus, AxiLiteMaster, AxiResp, AxiStreamBus, AxiStreamSink
+from cocotbext.axi import AxiResp
 
 from rtl.order_book.model import COUNTERS, CMD_ASSIGN, CMD_NONE, BookConfig
 from rtl.regmap.driver import decode, encode
 from rtl.regmap.map import ORDER_BOOK
-from tests.rtl.order_book_stimulus import Stimulus, pauses
+from tests.rtl.bench_common import (InputStamps, OutputStamps, RegisterBench, pauses,
+                                    quiet_drivers, stamp_cycles, start_and_reset, stimulus_path,
+                                    stream_sink, write_observed)
+from tests.rtl.order_book_stimulus import Stimulus
 
-CLOCK_NS = 4
 QUIET_CYCLES = 64
 
 
-def offset(register: str) -> int:
-    return ORDER_BOOK.register(register).offset
-
-
-class Bench:
+class Bench(RegisterBench):
     def __init__(self, dut):
-        self.dut = dut
-        for name in ("cocotb.order_book.m_axis", "cocotb.order_book.s_axil"):
-            logging.getLogger(name).setLevel(logging.WARNING)
-        self.axil = AxiLiteMaster(AxiLiteBus.from_prefix(dut, "s_axil"), dut.clk, dut.rst)
-        self.sink = AxiStreamSink(AxiStreamBus.from_prefix(dut, "m_axis"), dut.clk, dut.rst)
-        self.cycle = 0
+        quiet_drivers("order_book", ("m_axis", "s_axil"))
+        super().__init__(dut, ORDER_BOOK)
+        self.sink = stream_sink(dut, "m_axis")
         self.toggle = 0
-        self.accept_cycles: list[int] = []
-        self.first_beat_cycles: list[int] = []
-        self.input_waits = 0
+        self.input = InputStamps(dut.s_event_valid, dut.s_event_ready)
+        self.output = OutputStamps(dut.m_axis_tvalid, dut.m_axis_tready, dut.m_axis_tlast)
 
     async def start(self):
-        dut = self.dut
-        dut.s_event_valid.value = 0
-        dut.s_event_data.value = 0
-        cocotb.start_soon(Clock(dut.clk, CLOCK_NS, unit="ns").start())
-        dut.rst.value = 1
-        await ClockCycles(dut.clk, 4)
-        dut.rst.value = 0
-        cocotb.start_soon(self._watch())
+        await start_and_reset(self.dut, idle_low=("s_event_valid", "s_event_data"),
+                              settle_cycles=0)
+        cocotb.start_soon(stamp_cycles(self, self.input, self.output))
         await self.wait_idle()
-
-    async def _watch(self):
-        dut = self.dut
-        expecting_first = True
-        while True:
-            await RisingEdge(dut.clk)
-            self.cycle += 1
-            if int(dut.s_event_valid.value):
-                if int(dut.s_event_ready.value):
-                    self.accept_cycles.append(self.cycle)
-                else:
-                    self.input_waits += 1
-            if int(dut.m_axis_tvalid.value):
-                if expecting_first:
-                    self.first_beat_cycles.append(self.cycle)
-                    expecting_first = False
-                if int(dut.m_axis_tready.value) and int(dut.m_axis_tlast.value):
-                    expecting_first = True
-
-    async def read(self, register: str) -> int:
-        return int.from_bytes((await self.axil.read(offset(register), 4)).data, "little")
-
-    async def write(self, register: str, value: int) -> None:
-        await self.axil.write(offset(register), value.to_bytes(4, "little"))
 
     async def wait_idle(self) -> None:
         for _ in range(10_000):
@@ -129,7 +88,7 @@ class Bench:
 
 @cocotb.test()
 async def stream_stimulus(dut):
-    stimulus = Stimulus.load(Path(os.environ["ZYNQMM_STIMULUS"]))
+    stimulus = Stimulus.load(stimulus_path())
     bench = Bench(dut)
     await bench.start()
     await bench.write("CONTROL", encode("order_book", "CONTROL", auto_assign=int(stimulus.auto_assign),
@@ -160,9 +119,9 @@ async def stream_stimulus(dut):
         "status": decode("order_book", "STATUS", await bench.read("STATUS")),
         "degraded": [await bench.read(f"DEGRADED{k}")
                      for k in range((BookConfig().slots + 31) // 32)],
-        "accept_cycles": bench.accept_cycles,
-        "first_beat_cycles": bench.first_beat_cycles,
-        "input_waits": bench.input_waits,
+        "accept_cycles": bench.input.last_cycles,
+        "first_beat_cycles": bench.output.first_cycles,
+        "input_waits": bench.input.stalls,
         "cycles": bench.cycle,
         "slot_info": {},
     }
@@ -171,7 +130,7 @@ async def stream_stimulus(dut):
         observed["slot_info"][str(slot)] = [
             decode("order_book", "SLOT_INFO", await bench.read("SLOT_INFO")),
             await bench.read("SLOT_SYMBOL_HI"), await bench.read("SLOT_SYMBOL_LO")]
-    Path(os.environ["ZYNQMM_RUN_DIR"], "observed.json").write_text(json.dumps(observed))
+    write_observed(observed)
 
 
 @cocotb.test()

@@ -360,13 +360,7 @@ def expected_packets(outputs: Sequence[Output]) -> list[tuple[int, str]]:
     return [(o.dest, o.to_bytes().hex()) for o in outputs]
 
 
-def pauses(probability: float, seed: int):
-    rng = random.Random(seed)
-    while True:
-        yield rng.random() < probability
-
-
 __all__ = ["message_event", "batch_events", "rows_to_events", "Day", "generated_day",
            "Phase", "Stimulus", "phase", "run_model",
-           "expected_packets", "pauses", "event", "colliding_refs", "Scenario",
+           "expected_packets", "event", "colliding_refs", "Scenario",
            "crafted_phases"]

@@ -16,14 +16,14 @@ through one build and prints the comparison, latency and throughput.
 """
 from __future__ import annotations
 
-import os
 import random
 from pathlib import Path
 
 import cocotb
 import numpy as np
-from cocotb.clock import Clock
-from cocotb.triggers import ClockCycles, RisingEdge
+from cocotb.triggers import RisingEdge
+
+from tests.rtl.bench_common import run_dir, start_and_reset, stimulus_path
 
 # Field order on s_option; the pytest side and the bench share it.
 INPUT_FIELDS = ("tag", "is_put", "exponent", "spot", "ln_spot", "recip_m", "log_offset",
@@ -32,7 +32,6 @@ INPUT_FIELDS = ("tag", "is_put", "exponent", "spot", "ln_spot", "recip_m", "log_
 RESULTS = ("price", "delta", "gamma", "vega", "theta", "d1", "d2")
 SPOT_TERMS = ("spot", "ln_spot", "recip_m", "exponent")
 BENCH_OPTIONS = 100_000
-CLOCK_NS = 4
 
 
 def make_stimulus(count: int, seed: int, corners: bool = True) -> dict[str, np.ndarray]:
@@ -119,21 +118,11 @@ def save(stimulus: dict[str, np.ndarray], path: Path, source_pause: float = 0.0,
     return path
 
 
-async def _reset(dut):
-    cocotb.start_soon(Clock(dut.clk, CLOCK_NS, unit="ns").start())
-    for port in ("s_option_valid", "m_greeks_ready", "s_spot_valid", "m_spot_ready"):
-        getattr(dut, port).value = 0
-    dut.rst.value = 1
-    await ClockCycles(dut.clk, 4)
-    dut.rst.value = 0
-    await ClockCycles(dut.clk, 2)
-
-
 async def _stream(dut, source: str, fields, sink: str, results) -> None:
     """Offer the options (or spots) of ``$ZYNQMM_STIMULUS`` on ``source`` one
     per cycle, pausing at random; take ``results`` from ``sink`` under random
     backpressure; save them with the cycles each went in and came out."""
-    loaded = np.load(os.environ["ZYNQMM_STIMULUS"])
+    loaded = np.load(stimulus_path())
     inputs = [[int(v) for v in loaded[name].tolist()] for name in fields]
     ports = [getattr(dut, f"{source}_{name}") for name in fields]
     outputs = [getattr(dut, f"{sink}_{name}") for name in results]
@@ -143,7 +132,8 @@ async def _stream(dut, source: str, fields, sink: str, results) -> None:
     source_pause, sink_pause = float(loaded["source_pause"]), float(loaded["sink_pause"])
     rng = random.Random(int(loaded["seed"]))
     count = len(inputs[0])
-    await _reset(dut)
+    await start_and_reset(dut, idle_low=("s_option_valid", "m_greeks_ready", "s_spot_valid",
+                                         "m_spot_ready"))
 
     observed: list[list[int]] = []
     tags: list[int] = []
@@ -174,7 +164,7 @@ async def _stream(dut, source: str, fields, sink: str, results) -> None:
         in_valid.value = int(valid)
     in_valid.value = 0
     table = np.array(observed, dtype=np.int64).reshape(-1, len(results))
-    np.savez(Path(os.environ["ZYNQMM_RUN_DIR"]) / "observed.npz",
+    np.savez(run_dir() / "observed.npz",
              tag=np.array(tags, dtype=np.int64), taken_cycle=np.array(taken_cycles, dtype=np.int64),
              out_cycle=np.array(out_cycles, dtype=np.int64), cycles=cycle,
              **{name: table[:, i] for i, name in enumerate(results)})
@@ -207,12 +197,12 @@ def main(count: int = BENCH_OPTIONS) -> dict:
     started = time.perf_counter()
     stimulus = make_stimulus(count, seed=2027)
     build = sim.build("pricer", [convert_block("pricer")], BLOCKS["pricer"].toplevel)
-    run_dir = build.build_dir / "runs" / f"bench_{count}"
-    run_dir.mkdir(parents=True, exist_ok=True)
-    path = save(stimulus, run_dir / "stimulus.npz")
+    bench_dir = build.build_dir / "runs" / f"bench_{count}"
+    bench_dir.mkdir(parents=True, exist_ok=True)
+    path = save(stimulus, bench_dir / "stimulus.npz")
     build.run("tests.rtl.pricer_bench", f"bench_{count}", testcase="stream_options",
               extra_env={"ZYNQMM_STIMULUS": str(path)})
-    observed = np.load(run_dir / "observed.npz")
+    observed = np.load(bench_dir / "observed.npz")
     report = {
         "options": int(len(stimulus["tag"])),
         "mismatches": compare(stimulus, observed),
