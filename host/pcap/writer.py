@@ -17,6 +17,7 @@ incrementing per packet across the writer's life.
 """
 from __future__ import annotations
 
+import abc
 import gzip
 import os
 import struct
@@ -196,7 +197,7 @@ def _write_udp_records(out, record_format, snaplen, ts_ns, payload_buf, payload_
     return p
 
 
-class _CaptureWriter:
+class _CaptureWriter(abc.ABC):
     """Shared streaming machinery; subclasses write the file header and one
     record per frame."""
 
@@ -219,11 +220,13 @@ class _CaptureWriter:
         self._fh = _open_output(path)
         self._fh.write(self._file_header())
 
+    @abc.abstractmethod
     def _file_header(self) -> bytes:
-        raise NotImplementedError
+        """The bytes that open the file (pcap global header, pcapng SHB + IDB)."""
 
+    @abc.abstractmethod
     def _record(self, ts_ns: int, frame: bytes) -> bytes:
-        raise NotImplementedError
+        """One packet record holding ``frame`` captured at ``ts_ns``."""
 
     def _check_ts(self, ts_ns: int) -> None:
         if ts_ns < 0 or ts_ns // 1_000_000_000 > self._max_seconds:

@@ -24,7 +24,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -38,7 +38,7 @@ from host.pcap.reader import iter_packets
 from rtl.feed_path.model import FEED_A, FEED_B, FeedPathConfig, FeedPathModel, Frame
 from rtl.frame_filter.model import FilterEntry
 from rtl.order_book.model import DEGRADE_REASONS, FLAG_DEGRADED, split_outputs
-from rtl.order_book.compare import compare_with_golden
+from rtl.order_book.compare import Comparison, compare_with_golden
 
 FEED_NAMES = ("A", "B")
 
@@ -93,25 +93,19 @@ def golden_records(path) -> Golden:
 
 
 @dataclass
-class Result:
-    """The comparison of one capture, in figures."""
+class Result(Comparison):
+    """The comparison of one capture, in figures: the record comparison
+    (:class:`~rtl.order_book.compare.Comparison`) and what led to it."""
 
     frames: int = 0
     messages: int = 0
     golden_messages: int = 0
     records: int = 0
-    identical_updates: int = 0
-    identical_trades: int = 0
-    degraded_updates: int = 0
-    golden_only_while_degraded: int = 0
-    recovery_updates: int = 0
-    trades_missed_while_degraded: int = 0
     stale_records: int = 0
     tracked_locates: int = 0
     degrade_reasons: dict = field(default_factory=dict)
     filter_drops: dict = field(default_factory=dict)
     sequencer: dict = field(default_factory=dict)
-    errors: list = field(default_factory=list)
     seconds: float = 0.0
 
     @property
@@ -132,13 +126,9 @@ def compare_capture(path, summary: dict) -> Result:
     comparison = compare_with_golden(outputs, golden.updates, golden.trades, tracked)
     updates, trades = split_outputs(outputs)
     result = Result(
+        **{**asdict(comparison), "errors": comparison.errors[:20]},
         frames=len(frames), messages=model.messages, golden_messages=golden.messages,
-        records=len(outputs), identical_updates=comparison.identical_updates,
-        identical_trades=comparison.identical_trades,
-        degraded_updates=comparison.degraded_updates,
-        golden_only_while_degraded=comparison.golden_only_while_degraded,
-        recovery_updates=comparison.recovery_updates,
-        trades_missed_while_degraded=comparison.trades_missed_while_degraded,
+        records=len(outputs),
         stale_records=int(np.count_nonzero(updates["flags"] & FLAG_STALE)),
         tracked_locates=len(tracked),
         degrade_reasons={r: model.book.counters[f"degraded_{r}"] for r in DEGRADE_REASONS
@@ -147,7 +137,6 @@ def compare_capture(path, summary: dict) -> Result:
                                       if v and k not in ("frames", "passed")}
                       for f, flt in enumerate(model.filters)},
         sequencer=dict(model.sequencer.stream_counters),
-        errors=comparison.errors[:20],
         seconds=time.perf_counter() - start)
     if int(np.count_nonzero(updates["flags"] & FLAG_DEGRADED)) != result.degraded_updates:
         result.errors.append("degraded records miscounted")
