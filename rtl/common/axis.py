@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable, NamedTuple
 
-from myhdl import Signal, intbv
+from myhdl import Signal, always_comb, block, intbv
 
 DATA_BYTES = 8
 DATA_WIDTH = 8 * DATA_BYTES
@@ -95,3 +95,18 @@ class AxiStream:
         self.tuser = Signal(bool(0))
         if dest_width:
             self.tdest = Signal(intbv(0)[dest_width:])
+
+
+@block
+def keep_counter(tkeep, count):
+    """``count`` = number of valid bytes of a beat: one past the highest set
+    ``tkeep`` bit (keeps are packed from lane 0, so that is the byte count)."""
+
+    @always_comb
+    def count_keep():
+        count.next = 0
+        for i in range(DATA_BYTES):
+            if tkeep[i]:
+                count.next = i + 1
+
+    return count_keep

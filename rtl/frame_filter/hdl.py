@@ -33,7 +33,7 @@ from myhdl import (ConcatSignal, Signal, always, always_comb, always_seq, block,
 
 from host.pcap.frames import ETHERTYPE_IPV4, IPPROTO_UDP, TPID_8021AD, TPID_8021Q, TPID_QINQ_LEGACY
 from rtl.common.axil import AxiLite
-from rtl.common.axis import DATA_BYTES, DATA_WIDTH, AxiStream
+from rtl.common.axis import DATA_BYTES, DATA_WIDTH, AxiStream, keep_counter
 from rtl.frame_filter.model import (COUNTERS, DROP_REASONS, FILTER_ENTRIES, IP_FRAGMENT_BITS,
                                     PAYLOAD_FIFO_BEATS, REASON_CODE)
 from rtl.regmap.hdl import RegisterPorts, regfile
@@ -144,12 +144,7 @@ def frame_filter(clk, rst, s_axis: AxiStream, m_axis: AxiStream, s_axil: AxiLite
         vlan_w0.next = w0 == TPID_8021Q or w0 == TPID_8021AD or w0 == TPID_QINQ_LEGACY
         vlan_w2.next = w2 == TPID_8021Q or w2 == TPID_8021AD or w2 == TPID_QINQ_LEGACY
 
-    @always_comb
-    def count_keep():
-        keep_bytes.next = 0
-        for i in range(DATA_BYTES):
-            if s_axis.tkeep[i]:
-                keep_bytes.next = i + 1
+    count_keep = keep_counter(s_axis.tkeep, keep_bytes)
 
     # ---- per-frame state ---------------------------------------------------
     beat = Signal(intbv(0)[BEAT_BITS:])

@@ -34,7 +34,7 @@ from myhdl import ConcatSignal, Signal, always, always_comb, always_seq, block, 
 
 from host.protocols.itch50 import MESSAGE_SIZES
 from rtl.common.axil import AxiLite
-from rtl.common.axis import DATA_BYTES, DATA_WIDTH, KEEP_WIDTH
+from rtl.common.axis import DATA_BYTES, DATA_WIDTH, KEEP_WIDTH, keep_counter
 from rtl.common.events import (EV_ADD, EV_NONE, EV_SYSTEM, EV_TRADE, EVENT_BITS, EVENT_FIELDS,
                                KIND_OF_TYPE, EventPort)
 from rtl.common.message_stream import SIDEBAND_BITS, ItchStream, sideband_slices
@@ -212,12 +212,7 @@ def itch_decoder(clk, rst, s_axis: ItchStream, m_event: EventPort, s_axil: AxiLi
         tuser.next = s_axis.tuser
         accept.next = s_axis.tvalid and s_axis.tready
 
-    @always_comb
-    def count_keep():
-        keep_bytes.next = 0
-        for i in range(DATA_BYTES):
-            if s_axis.tkeep[i]:
-                keep_bytes.next = i + 1
+    count_keep = keep_counter(s_axis.tkeep, keep_bytes)
 
     # ---- per-message state from the first beat --------------------------
     type_in = lanes[0]

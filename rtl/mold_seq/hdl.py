@@ -49,7 +49,7 @@ from myhdl import Signal, always, always_comb, always_seq, block, concat, intbv,
 
 from host.protocols.moldudp64 import END_OF_SESSION_COUNT, HEADER_SIZE
 from rtl.common.axil import AxiLite
-from rtl.common.axis import DATA_BYTES, DATA_WIDTH, AxiStream
+from rtl.common.axis import DATA_BYTES, DATA_WIDTH, AxiStream, keep_counter
 from rtl.common.message_stream import SIDEBAND_FIELDS, ItchStream
 from rtl.mold_seq.model import (BUFFER_BEATS, EV_END_OF_SESSION, EV_FEED_RECOVERED,
                                 EV_FEED_STALE, EV_GAP, EVENT_FIFO_DEPTH, FEED_COUNTERS,
@@ -180,12 +180,7 @@ def _ingest(clk, rst, s_axis, rd_base, desc_level, wr_en, wr_addr, wr_data, desc
     end_beats = Signal(intbv(0)[BEAT_BITS:])
     tdata = s_axis.tdata
 
-    @always_comb
-    def count_keep():
-        keep_bytes.next = 0
-        for i in range(DATA_BYTES):
-            if s_axis.tkeep[i]:
-                keep_bytes.next = i + 1
+    count_keep = keep_counter(s_axis.tkeep, keep_bytes)
 
     @always_comb
     def handshake():
