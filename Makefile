@@ -7,7 +7,7 @@ VENV         ?= .venv
 PY           := $(VENV)/bin/python
 ZYNQMM       := $(VENV)/bin/zynqmm
 BUILD        ?= build
-DEB_PACKAGES := iverilog tcpreplay tshark tcpdump iproute2
+DEB_PACKAGES := iverilog tcpreplay tshark tcpdump iproute2 openssh-server
 # Benchmarks run over a generated day of this many messages.
 BENCH_MESSAGES ?= 5000000
 
