@@ -15,6 +15,8 @@ COMMANDS = [
     "host.marketday.cli",        # zynqmm gen-day
     "host.pricing.cli",          # zynqmm pricer-accuracy
     "board.console.cli",         # zynqmm console
+    "host.exchange.cli",         # zynqmm exchange-sim
+    "host.journal.cli",          # zynqmm journal verify|export
 ]
 
 

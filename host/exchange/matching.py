@@ -1,8 +1,11 @@
-"""Price-time priority matching for one symbol.
+"""Price-time priority order book for one symbol.
 
 Buys rest on the bid side, every sell flavour (sell, short, short exempt) on
-the ask side.  An incoming order trades against the best opposite price while
-it crosses, oldest order first at each price, at the resting order's price.
+the ask side.  Within a price, orders keep arrival order; an order that is
+re-priced or replaced goes to the back of its new level.  The book only
+stores orders: deciding who trades with whom (including the external market
+and self-match prevention) is the engine's job, which walks the book through
+:meth:`SymbolBook.front`.
 """
 from __future__ import annotations
 
@@ -26,18 +29,17 @@ class RestingOrder:
     display: str = "Y"
     capacity: str = "P"
     cl_ord_id: str = ""
+    #: "L" limit, "M" midpoint peg (``price`` then follows the market).
+    price_type: str = "L"
+    #: the client's limit; for a peg the worst price it may be pegged to.
+    limit_price: int = 0
+    aiq_strategy: str = "N"
+    #: a full cancel arrived while the symbol was halted; done at resume.
+    cancel_pending: bool = False
 
     @property
     def is_buy(self) -> bool:
         return self.side == "B"
-
-
-@dataclass(frozen=True)
-class Fill:
-    taker: RestingOrder
-    maker: RestingOrder
-    quantity: int
-    price: int
 
 
 @dataclass
@@ -58,21 +60,22 @@ class _Side:
             bisect.insort(self.prices, order.price)
         level.append(order)
 
-    def remove(self, order: RestingOrder) -> None:
+    def remove(self, order: RestingOrder) -> bool:
         level = self.levels.get(order.price)
         if level is None:
-            return
+            return False
         try:
             level.remove(order)
         except ValueError:
-            return
+            return False
         if not level:
             del self.levels[order.price]
             self.prices.remove(order.price)
+        return True
 
     def __iter__(self) -> Iterator[RestingOrder]:
         for price in (reversed(self.prices) if self.is_bid else self.prices):
-            yield from self.levels[price]
+            yield from list(self.levels[price])
 
 
 class SymbolBook:
@@ -81,32 +84,20 @@ class SymbolBook:
         self.bids = _Side(is_bid=True)
         self.asks = _Side(is_bid=False)
 
-    def _side(self, order: RestingOrder) -> _Side:
-        return self.bids if order.is_buy else self.asks
+    def side_of(self, is_buy: bool) -> _Side:
+        return self.bids if is_buy else self.asks
 
-    def match(self, taker: RestingOrder) -> list[Fill]:
-        """Trade ``taker`` against the opposite side; its open quantity and
-        the makers' shrink, emptied makers leave the book."""
-        opposite = self.asks if taker.is_buy else self.bids
-        fills: list[Fill] = []
-        while taker.open_quantity > 0:
-            best = opposite.best()
-            if best is None or (best > taker.price if taker.is_buy else best < taker.price):
-                break
-            maker = opposite.levels[best][0]
-            qty = min(taker.open_quantity, maker.open_quantity)
-            taker.open_quantity -= qty
-            maker.open_quantity -= qty
-            fills.append(Fill(taker, maker, qty, best))
-            if maker.open_quantity == 0:
-                opposite.remove(maker)
-        return fills
+    def front(self, is_bid: bool) -> RestingOrder | None:
+        """The order first in line on one side (best price, oldest)."""
+        side = self.bids if is_bid else self.asks
+        best = side.best()
+        return None if best is None else side.levels[best][0]
 
     def rest(self, order: RestingOrder) -> None:
-        self._side(order).add(order)
+        self.side_of(order.is_buy).add(order)
 
-    def remove(self, order: RestingOrder) -> None:
-        self._side(order).remove(order)
+    def remove(self, order: RestingOrder) -> bool:
+        return self.side_of(order.is_buy).remove(order)
 
     def orders(self) -> list[RestingOrder]:
         return list(self.bids) + list(self.asks)

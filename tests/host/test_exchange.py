@@ -288,6 +288,8 @@ def test_logout_end_of_session_and_garbage():
             c = await RawClient.open(server.port)
             await c.login()
             server.end_session()
+            event = ouch50.decode_outbound((await c.next_data()).message)
+            assert event == ouch50.SystemEvent(timestamp=event.timestamp, event_code="E")
             assert isinstance(await c.next_data(), soupbintcp.EndOfSession)
             assert await c.next_data() is None
             c = await RawClient.open(server.port)
