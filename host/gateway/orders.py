@@ -11,10 +11,15 @@ States::
     PENDING_NEW -> LIVE | REJECTED | (FILLED, CANCELED when dead on arrival)
     LIVE / PARTIALLY_FILLED -> PENDING_CANCEL | PENDING_REPLACE | PARTIALLY_FILLED
                                | FILLED | CANCELED
-    PENDING_CANCEL -> resting state (partial cancel) | CANCELED | FILLED
+    PENDING_CANCEL -> resting state (partial cancel, Cancel Reject) | CANCELED | FILLED
     PENDING_REPLACE -> resting state (replaced or replace rejected) | FILLED | CANCELED
 
 "Resting state" is LIVE with nothing filled, PARTIALLY_FILLED otherwise.
+AIQ Canceled (self-match prevention) cancels shares like Order Canceled;
+Order Priority Update re-prices an order; a Broken Trade removes the fill
+from ``fills`` into ``broken`` and counts its shares as canceled (a FILLED
+order becomes CANCELED).
+
 FILLED, CANCELED and REJECTED are terminal: a message for a terminal order is
 counted under ``late_messages`` and changes nothing.  Quantities obey
 ``0 <= filled + canceled <= quantity`` (``quantity`` is the order's total:
@@ -70,6 +75,7 @@ class Order:
     pending_replace: tuple[int, int, int] | None = None    # (new ref, new open qty, new price)
     pending_cancel_to: int | None = None   # open quantity the pending cancel asks for
     fills: list[tuple[int, int, int]] = field(default_factory=list)  # (match, qty, price)
+    broken: list[tuple[int, int, int]] = field(default_factory=list)  # fills the exchange broke
 
     @property
     def open_quantity(self) -> int:
@@ -83,6 +89,7 @@ class Order:
             "order_reference_number": self.order_reference_number,
             "user_ref_nums": list(self.user_ref_nums),
             "pending_replace": self.pending_replace, "fills": list(self.fills),
+            "broken": list(self.broken),
             "pending_cancel_to": self.pending_cancel_to,
         }
 
@@ -307,6 +314,61 @@ class OrderManager:
         if order.open_quantity == 0:
             order.state = OrderState.CANCELED
 
+    def _aiq_canceled(self, msg) -> None:
+        # Self-match prevention took shares off the order (all of them when
+        # the decrement equals what was open).
+        order = self._order_for(msg.user_ref_num)
+        if order is None:
+            return
+        if msg.decrement_shares > order.open_quantity:
+            self._anomaly(f"AIQ decrement of {msg.decrement_shares} for {msg.user_ref_num} with "
+                          f"{order.open_quantity} open")
+            return
+        order.canceled += msg.decrement_shares
+        if order.open_quantity == 0:
+            order.state = OrderState.CANCELED
+            order.pending_replace = order.pending_cancel_to = None
+
+    def _cancel_rejected(self, msg) -> None:
+        # The exchange will not cancel (e.g. the symbol is halted): the order
+        # keeps working as it was.
+        order = self._order_for(msg.user_ref_num)
+        if order is None:
+            return
+        if order.state is OrderState.PENDING_CANCEL:
+            order.state = _resting(order)
+            order.pending_cancel_to = None
+        self.counts["cancel_rejected"] += 1
+
+    def _priority_updated(self, msg) -> None:
+        # A pegged order re-priced by the exchange: new price and reference.
+        order = self._order_for(msg.user_ref_num)
+        if order is None:
+            return
+        order.price = msg.price
+        order.order_reference_number = msg.order_reference_number
+        self.by_reference[msg.order_reference_number] = order
+
+    def _trade_broken(self, msg) -> None:
+        # The execution is void: the shares are not reopened on the order (the
+        # exchange does not restore them), but the fill no longer counts.
+        order = self.orders.get(msg.user_ref_num)
+        if order is None:
+            self.counts["unknown_order"] += 1
+            return
+        for i, (match, quantity, price) in enumerate(order.fills):
+            if match == msg.match_number:
+                del order.fills[i]
+                order.filled -= quantity
+                order.canceled += quantity
+                order.broken.append((match, quantity, price))
+                if order.state is OrderState.FILLED:
+                    order.state = OrderState.CANCELED
+                elif order.state is OrderState.PARTIALLY_FILLED and not order.filled:
+                    order.state = OrderState.LIVE
+                return
+        self._anomaly(f"Broken Trade for unknown match {msg.match_number} on {msg.user_ref_num}")
+
     def _mass_cancel_done(self, msg) -> None:
         if self.mass_cancels.get(msg.user_ref_num) != "pending":
             self.counts["unknown_mass_cancel"] += 1
@@ -321,6 +383,10 @@ class OrderManager:
         ouch50.OrderReplaced: _replaced,
         ouch50.OrderModified: _modified,
         ouch50.MassCancelResponse: _mass_cancel_done,
+        ouch50.AiqCanceled: _aiq_canceled,
+        ouch50.CancelReject: _cancel_rejected,
+        ouch50.OrderPriorityUpdate: _priority_updated,
+        ouch50.BrokenTrade: _trade_broken,
     }
 
     # -- views --------------------------------------------------------------------

@@ -170,3 +170,60 @@ def test_overfill_and_late_messages_are_refused_and_counted():
     manager.received(fill)   # a second fill after FILLED changes nothing
     assert order.filled == 10 and manager.counts["late_messages"] == 1
     manager.check_invariants()
+
+
+def _live_order(manager, quantity=100, price=1_000_000):
+    enter = manager.enter("B", quantity, "ZAAB", price)
+    manager.sent(enter)
+    manager.received(ouch50.OrderAccepted(
+        timestamp=1, side="B", user_ref_num=enter.user_ref_num, quantity=quantity, symbol="ZAAB",
+        price=price, time_in_force="0", display="Y", order_reference_number=77, capacity="P",
+        intermarket_sweep_eligibility="N", cross_type="N", order_state="L", cl_ord_id="",
+        appendage=ouch50.Appendage()))
+    return manager.order(enter.user_ref_num)
+
+
+def test_aiq_cancel_takes_shares_off_and_can_end_the_order():
+    manager = OrderManager()
+    order = _live_order(manager)
+    aiq = dict(timestamp=2, user_ref_num=order.user_ref_num, reason="Q",
+               quantity_prevented_from_trading=0, execution_price=0, liquidity_flag="A",
+               aiq_strategy="O")
+    manager.received(ouch50.AiqCanceled(decrement_shares=40, **aiq))
+    assert (order.state, order.open_quantity) == (OrderState.LIVE, 60)
+    manager.received(ouch50.AiqCanceled(decrement_shares=61, **aiq))   # more than open
+    assert order.open_quantity == 60 and manager.counts["anomalies"] == 1
+    manager.received(ouch50.AiqCanceled(decrement_shares=60, **aiq))
+    assert order.state is OrderState.CANCELED
+    manager.check_invariants()
+
+
+def test_cancel_reject_returns_the_order_to_work():
+    manager = OrderManager()
+    order = _live_order(manager)
+    manager.sent(manager.cancel(order.user_ref_num))
+    assert order.state is OrderState.PENDING_CANCEL
+    manager.received(ouch50.CancelReject(timestamp=3, user_ref_num=order.user_ref_num))
+    assert order.state is OrderState.LIVE and order.pending_cancel_to is None
+    manager.check_invariants()
+
+
+def test_priority_update_reprices_and_broken_trade_voids_the_fill():
+    manager = OrderManager()
+    order = _live_order(manager)
+    manager.received(ouch50.OrderPriorityUpdate(timestamp=4, user_ref_num=order.user_ref_num,
+                                                price=990_000, display="Y",
+                                                order_reference_number=78))
+    assert order.price == 990_000 and manager.by_reference[78] is order
+    manager.received(ouch50.OrderExecuted(timestamp=5, user_ref_num=order.user_ref_num,
+                                          quantity=100, price=990_000, liquidity_flag="A",
+                                          match_number=555, appendage=ouch50.Appendage()))
+    assert order.state is OrderState.FILLED
+    manager.received(ouch50.BrokenTrade(timestamp=6, user_ref_num=order.user_ref_num,
+                                        match_number=555, reason="E", cl_ord_id=""))
+    assert order.state is OrderState.CANCELED
+    assert (order.filled, order.fills, order.broken) == (0, [], [(555, 100, 990_000)])
+    manager.received(ouch50.BrokenTrade(timestamp=7, user_ref_num=order.user_ref_num,
+                                        match_number=999, reason="E", cl_ord_id=""))
+    assert manager.counts["anomalies"] == 1
+    manager.check_invariants()
