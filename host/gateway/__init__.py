@@ -1,6 +1,6 @@
 """Order gateway: SoupBinTCP client, OUCH 5.0 order manager and the journal
 that makes both survive a restart."""
-from host.gateway.gateway import OrderGateway, rebuild
+from host.gateway.gateway import OrderGateway, PreTradeRejected, rebuild
 from host.gateway.orders import Order, OrderError, OrderManager, OrderState, TERMINAL_STATES
 from host.gateway.soup_client import (
     LoginRejectedError,
@@ -11,6 +11,6 @@ from host.gateway.soup_client import (
 
 __all__ = [
     "LoginRejectedError", "NotConnectedError", "Order", "OrderError", "OrderGateway",
-    "OrderManager", "OrderState", "SoupClient", "SoupClientError", "TERMINAL_STATES",
-    "rebuild",
+    "OrderManager", "OrderState", "PreTradeRejected", "SoupClient", "SoupClientError",
+    "TERMINAL_STATES", "rebuild",
 ]

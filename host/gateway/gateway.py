@@ -10,14 +10,30 @@ sequence number to ask the exchange for.
 
 When the connection drops (EOF, reset, heartbeat timeout) the gateway logs in
 again, with backoff, asking for the message after the last one journaled.
+
+Two hooks let other components ride on the session:
+
+* ``pre_trade(msg)``: called for every request after it encodes and before
+  anything is journaled or sent; a result whose ``accepted`` is false stops
+  the request (:class:`PreTradeRejected`), so a refused request never
+  reaches the socket.  The hook may itself submit requests (cancels) before
+  it returns.
+* ``on_received``: listeners ``(msg, order_manager)`` called after the order
+  manager has seen each sequenced message, live and when the journal is
+  replayed, so what they build is rebuilt exactly.  A failing listener is
+  counted under ``listener_errors`` and does not disturb the session.
+
+Records of kind ``risk`` belong to the pre-trade risk engine; replay skips them.
 """
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import struct
 from collections import Counter
 from pathlib import Path
+from typing import Callable, Iterable
 
 from host.gateway.orders import OrderManager
 from host.gateway.soup_client import LoginRejectedError, NotConnectedError, SoupClient
@@ -29,11 +45,37 @@ from host.protocols.layout import Message
 TX = "tx"
 RX = "rx"
 SESSION = "session"
+RISK = "risk"
 _SEQ = struct.Struct(">Q")
 
+log = logging.getLogger(__name__)
+Listener = Callable[[Message, OrderManager], None]
 
-def rebuild(journal: Journal) -> tuple[OrderManager, int, str, Counter]:
-    """Replay a journal: (order manager, next sequence number, session, counts)."""
+
+class PreTradeRejected(Exception):
+    """The pre-trade hook refused a request: it was neither journaled nor sent."""
+
+    def __init__(self, request: Message, decision):
+        reason = getattr(decision, "reason", decision)
+        super().__init__(f"{type(request).__name__} refused before sending: {reason}")
+        self.request = request
+        self.decision = decision
+
+
+def _notify(listeners, msg: Message, manager: OrderManager, counts: Counter) -> None:
+    for listener in listeners:
+        try:
+            listener(msg, manager)
+        except Exception:
+            counts["listener_errors"] += 1
+            log.exception("order gateway listener %r failed on %r", listener, msg)
+
+
+def rebuild(journal: Journal, on_received: Iterable[Listener] = ()
+            ) -> tuple[OrderManager, int, str, Counter]:
+    """Replay a journal: (order manager, next sequence number, session, counts).
+    ``on_received`` listeners see every replayed message after the manager."""
+    listeners = tuple(on_received)
     manager = OrderManager()
     next_sequence, session = 1, ""
     counts: Counter = Counter()
@@ -49,8 +91,11 @@ def rebuild(journal: Journal) -> tuple[OrderManager, int, str, Counter]:
                 counts[f"bad_rx_{exc.reason}"] += 1
                 continue
             manager.received(msg)
+            _notify(listeners, msg, manager, counts)
         elif record.kind == SESSION:
             session = record.payload.decode("ascii")
+        elif record.kind == RISK:
+            continue
         else:
             counts["unknown_record_kind"] += 1
     return manager, next_sequence, session, counts
@@ -60,9 +105,14 @@ class OrderGateway:
     def __init__(self, journal_path: str | Path, host: str, port: int, username: str,
                  password: str, *, heartbeat_interval: float = 1.0,
                  server_timeout: float = 15.0, reconnect: bool = True,
-                 reconnect_delay: float = 0.05, max_reconnect_delay: float = 2.0):
+                 reconnect_delay: float = 0.05, max_reconnect_delay: float = 2.0,
+                 pre_trade: Callable[[Message], object] | None = None,
+                 on_received: Iterable[Listener] = ()):
+        self.pre_trade = pre_trade
+        self.on_received: list[Listener] = list(on_received)
         self.journal = Journal(journal_path)
-        self.orders, next_sequence, session, self.counts = rebuild(self.journal)
+        self.orders, next_sequence, session, self.counts = rebuild(self.journal,
+                                                                   self.on_received)
         self.client = SoupClient(host, port, username, password, session=session,
                                  next_sequence=next_sequence, on_sequenced=self._on_sequenced,
                                  heartbeat_interval=heartbeat_interval,
@@ -121,6 +171,7 @@ class OrderGateway:
             self.counts[f"bad_rx_{exc.reason}"] += 1
         else:
             self.orders.received(msg)
+            _notify(self.on_received, msg, self.orders, self.counts)
         self._changed.set()
 
     def submit(self, msg: Message) -> Message:
@@ -128,6 +179,11 @@ class OrderGateway:
         if not self.client.connected:
             raise NotConnectedError("order gateway is not connected")
         raw = msg.encode()
+        if self.pre_trade is not None:
+            decision = self.pre_trade(msg)
+            if not decision.accepted:
+                self.counts["pre_trade_rejected"] += 1
+                raise PreTradeRejected(msg, decision)
         self.journal.append(TX, raw)
         self.orders.sent(msg)
         self.client.send(raw)
