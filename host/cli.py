@@ -17,6 +17,7 @@ COMMANDS = [
     "board.console.cli",         # zynqmm console
     "host.exchange.cli",         # zynqmm exchange-sim
     "host.journal.cli",          # zynqmm journal verify|export
+    "board.deploy.cli",          # zynqmm flash, rollback, install, status
 ]
 
 
