@@ -46,6 +46,10 @@ TX = "tx"
 RX = "rx"
 SESSION = "session"
 RISK = "risk"
+# Records other parts of the appliance keep in the gateway's journal, in order
+# with the requests: risk events (host.risk) and each request's trigger
+# (host.runtime.quotes).  Replay passes over them.
+AUXILIARY_KINDS = frozenset({RISK, "trigger"})
 _SEQ = struct.Struct(">Q")
 
 log = logging.getLogger(__name__)
@@ -94,7 +98,7 @@ def rebuild(journal: Journal, on_received: Iterable[Listener] = ()
             _notify(listeners, msg, manager, counts)
         elif record.kind == SESSION:
             session = record.payload.decode("ascii")
-        elif record.kind == RISK:
+        elif record.kind in AUXILIARY_KINDS:
             continue
         else:
             counts["unknown_record_kind"] += 1
@@ -107,10 +111,12 @@ class OrderGateway:
                  server_timeout: float = 15.0, reconnect: bool = True,
                  reconnect_delay: float = 0.05, max_reconnect_delay: float = 2.0,
                  pre_trade: Callable[[Message], object] | None = None,
-                 on_received: Iterable[Listener] = ()):
+                 on_received: Iterable[Listener] = (), durability: str = "fsync"):
         self.pre_trade = pre_trade
         self.on_received: list[Listener] = list(on_received)
-        self.journal = Journal(journal_path)
+        # durability "os": records reach the kernel before the request leaves;
+        # the owner calls journal.sync() on its own beat (see host.journal).
+        self.journal = Journal(journal_path, durability=durability)
         self.orders, next_sequence, session, self.counts = rebuild(self.journal,
                                                                    self.on_received)
         self.client = SoupClient(host, port, username, password, session=session,

@@ -19,8 +19,17 @@ Recovery on open:
   offset and the journal refuses to open, because records after it would be
   silently lost.
 
-``append`` returns only after ``os.fsync``; ``append_batch`` writes several
-records and syncs once (group commit), returning only once all are durable.
+Durability, chosen per journal:
+
+* ``"fsync"`` (the default): ``append`` returns only after ``os.fsync``;
+  ``append_batch`` writes several records and syncs once (group commit),
+  returning only once all are durable.
+* ``"os"``: ``append`` returns once the record is written to the kernel
+  (``write``), which a crash or ``kill -9`` of the process cannot undo, and
+  :meth:`Journal.sync` makes everything written so far durable.  The caller
+  syncs on its own beat (the appliance after every batch of records and at
+  least every few milliseconds), so a power loss can cost only the records
+  of the last beat while the send path never waits for the disk.
 """
 from __future__ import annotations
 
@@ -34,6 +43,7 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 MAGIC = b"ZMMJRNL1"
+DURABILITY = ("fsync", "os")
 _HEADER = struct.Struct(">III")
 _BODY_HEAD = struct.Struct(">QB")
 _LENGTH = struct.Struct(">I")
@@ -160,9 +170,13 @@ class Journal:
     :attr:`records` for replay.
     """
 
-    def __init__(self, path: str | os.PathLike, *, clock=time.time_ns):
+    def __init__(self, path: str | os.PathLike, *, clock=time.time_ns, durability: str = "fsync"):
+        if durability not in DURABILITY:
+            raise ValueError(f"durability must be one of {DURABILITY}, got {durability!r}")
         self.path = Path(path)
         self.clock = clock
+        self.durability = durability
+        self.unsynced = 0
         created = not self.path.exists()
         self._file = open(self.path, "a+b")
         try:
@@ -200,7 +214,8 @@ class Journal:
         return len(self.records)
 
     def append(self, kind: str, payload: bytes, timestamp_ns: int | None = None) -> Record:
-        """Write one record; returns once it is on stable storage."""
+        """Write one record; returns once it is on stable storage (``"os"``
+        durability: once the kernel has it)."""
         return self.append_batch([(kind, payload, timestamp_ns)])[0]
 
     def append_batch(self, items: Iterable[tuple[str, bytes, int | None]]) -> list[Record]:
@@ -217,12 +232,22 @@ class Journal:
             blob += raw
         self._file.write(blob)
         self._file.flush()
-        os.fsync(self._file.fileno())
         self.records.extend(new)
+        self.unsynced += len(new)
+        if self.durability == "fsync":
+            self.sync()
         return new
+
+    def sync(self) -> int:
+        """Make every record written so far durable; returns how many were not yet."""
+        pending, self.unsynced = self.unsynced, 0
+        if pending and not self._file.closed:
+            os.fsync(self._file.fileno())
+        return pending
 
     def close(self) -> None:
         if not self._file.closed:
+            self.sync()
             self._file.close()
 
     def __enter__(self) -> "Journal":

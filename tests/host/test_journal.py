@@ -144,3 +144,19 @@ def test_bad_kind_rejected(tmp_path):
             j.append("", b"")
         with pytest.raises(ValueError):
             j.append("é", b"")
+
+
+def test_os_durability_writes_before_returning_and_syncs_on_demand(tmp_path):
+    path = tmp_path / "j"
+    journal = Journal(path, durability="os")
+    journal.append("tx", b"one")
+    journal.append("tx", b"two")
+    assert journal.unsynced == 2
+    # Written to the kernel already: a second reader (a restart after kill -9)
+    # sees both records before any sync.
+    with Journal(path) as reader:
+        assert [r.payload for r in reader] == [b"one", b"two"]
+    assert journal.sync() == 2 and journal.unsynced == 0 and journal.sync() == 0
+    journal.close()
+    with pytest.raises(ValueError):
+        Journal(tmp_path / "k", durability="later")
