@@ -12,7 +12,7 @@ DEB_PACKAGES := iverilog tcpreplay tshark tcpdump iproute2 openssh-server
 BENCH_MESSAGES ?= 5000000
 
 .DEFAULT_GOAL := help
-.PHONY: help setup python-env system-packages test demo captures bench clean
+.PHONY: help setup python-env system-packages test demo replay-demo replay-lab captures bench clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | \
@@ -43,13 +43,16 @@ system-packages:
 test: python-env ## run the whole test suite
 	$(PY) -m pytest -q
 
-demo: python-env ## generate a market day with A/B feeds and faults, decode it, build the book
-	mkdir -p $(BUILD)/demo
-	$(ZYNQMM) gen-day --symbols 24 --messages 300000 --seed 7 --feeds A,B \
-	  --gap-rate 0.001 --dup-rate 0.001 --reorder-rate 0.001 --vlan 100 \
-	  --out $(BUILD)/demo/day.pcap
-	$(ZYNQMM) decode $(BUILD)/demo/day.pcap --summary-only
-	$(ZYNQMM) book $(BUILD)/demo/day.pcap --top 8
+demo: python-env ## the whole appliance (model backend) on a shipped day against the exchange simulator; build/reports/demo.json
+	$(ZYNQMM) demo --json $(BUILD)/reports/demo.json --state-dir $(BUILD)/demo/state
+
+replay-demo: python-env ## the shipped day replayed into the model appliance, checked and reported in build/replay/demo
+	$(ZYNQMM) replay captures/day-clean.pcap --to backend:model --config configs/demo.toml \
+	  --pps 2000 --report $(BUILD)/replay/demo
+
+replay-lab: python-env ## (root) appliance and replayer in two network namespaces over a veth; build/replay/lab
+	$(ZYNQMM) replay-lab captures/day-clean.pcap --config tests/replay/replay.toml --pps 1000 \
+	  --report $(BUILD)/replay/lab
 
 captures: python-env ## regenerate the shipped captures and the big benchmark day
 	$(PY) -m host.marketday.captures --out captures
@@ -57,11 +60,13 @@ captures: python-env ## regenerate the shipped captures and the big benchmark da
 	  --gap-rate 0.0005 --dup-rate 0.0005 --reorder-rate 0.0005 --quiet \
 	  --out $(BUILD)/days/bench-$(BENCH_MESSAGES).pcap
 
-bench: python-env ## decode, book and generator rates; writes build/reports/bench.json
+bench: python-env ## software rates, host quote-to-wire latency, RTL replay/fuzz/throughput; build/reports/*.json
 	$(PY) -m host.bench --messages $(BENCH_MESSAGES) --out $(BUILD)/reports/bench.json
+	$(MAKE) rtl-bench-replay
 
 clean: ## remove generated files (keeps .venv)
 	rm -rf $(BUILD)
 
 include mk/rtl.mk
+include mk/replay.mk
 include mk/overlay.mk

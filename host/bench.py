@@ -10,6 +10,9 @@ and faults, then measures in one process:
 - ``python_baseline_msgs_per_s`` the readable pure-Python codec + reference
   book on a prefix of the same day, and ``python_baseline_ratio`` =
   book_msgs_per_s / python_baseline_msgs_per_s
+- ``host_quote_to_wire_p50_us`` / ``_p99_us`` / ``_p999_us``: quote record in
+  to OUCH bytes on the socket through risk and journal
+  (:mod:`host.runtime.bench`)
 
 Rates are wall-clock over whole runs on this machine (after a warm-up that
 compiles the numba kernels); the ratio compares two runs in the same process
@@ -35,6 +38,8 @@ def main(argv=None) -> int:
     ap.add_argument("--days-dir", default="build/days")
     ap.add_argument("--baseline-messages", type=int, default=300_000,
                     help="prefix of the day run through the pure-Python baseline")
+    ap.add_argument("--quote-records", type=int, default=5000,
+                    help="quote records through the host's quote-to-wire path")
     ap.add_argument("--out", default="build/reports/bench.json")
     args = ap.parse_args(argv)
 
@@ -59,6 +64,10 @@ def main(argv=None) -> int:
     bench_read(str(days / "warmup.pcap"))
     read = bench_read(str(day))
     book = bench_book(str(day), baseline_messages=args.baseline_messages)
+    import asyncio
+
+    from host.runtime.bench import measure as measure_quote_to_wire
+    wire = asyncio.run(measure_quote_to_wire(args.quote_records))
 
     result = {
         "day": str(day),
@@ -68,6 +77,8 @@ def main(argv=None) -> int:
         "pcap_packets_per_s": round(read["packets_per_s"]),
         "pcap_packets": int(read["packets"]),
         **{k: (round(v, 2) if isinstance(v, float) else v) for k, v in book.items()},
+        **{k: round(v, 1) for k, v in wire.items() if k.startswith("host_quote_to_wire")},
+        "host_quote_to_wire_requests": wire["records"],
         "machine": {"python": platform.python_version(), "cpu_count": os.cpu_count(),
                     "platform": platform.platform()},
     }
@@ -82,7 +93,9 @@ def main(argv=None) -> int:
     t.add_column("measure")
     t.add_column("value", justify="right")
     for key in ("gen_msgs_per_s", "pcap_packets_per_s", "decode_msgs_per_s", "book_msgs_per_s",
-                "python_baseline_msgs_per_s", "python_baseline_ratio"):
+                "python_baseline_msgs_per_s", "python_baseline_ratio",
+                "host_quote_to_wire_p50_us", "host_quote_to_wire_p99_us",
+                "host_quote_to_wire_p999_us"):
         v = result.get(key)
         t.add_row(key, f"{v:,.1f}" if isinstance(v, float) else f"{v:,}" if isinstance(v, int) else str(v))
     Console().print(t)

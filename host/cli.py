@@ -18,6 +18,8 @@ COMMANDS = [
     "host.exchange.cli",         # zynqmm exchange-sim
     "host.journal.cli",          # zynqmm journal verify|export
     "board.deploy.cli",          # zynqmm flash, rollback, install, status
+    "host.runtime.cli",          # zynqmm run, demo, kill
+    "host.replay.cli",           # zynqmm replay, replay-batch, replay-lab
 ]
 
 

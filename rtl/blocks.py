@@ -55,25 +55,27 @@ def _itch_decoder(ident: int):
 
 def _mold_seq(ident: int):
     from rtl.common.message_stream import ItchStream
+    from rtl.feed_path.status import FeedEventPort
     from rtl.mold_seq.hdl import mold_seq
 
     clk, rst = _clock_and_reset()
-    return mold_seq(clk, rst, AxiStream(), AxiStream(), ItchStream(), AxiLite())
+    return mold_seq(clk, rst, AxiStream(), AxiStream(), ItchStream(), FeedEventPort(), AxiLite())
 
 
 def _order_book(ident: int):
     from rtl.common.events import EventPort
+    from rtl.feed_path.status import FeedEventPort
     from rtl.order_book.hdl import DEST_WIDTH, order_book
 
     clk, rst = _clock_and_reset()
-    return order_book(clk, rst, EventPort(), AxiStream(DEST_WIDTH), AxiLite())
+    return order_book(clk, rst, EventPort(), AxiStream(DEST_WIDTH), FeedEventPort(), AxiLite())
 
 
 def _feed_path(ident: int):
     from rtl.feed_path.hdl import ADDR_WIDTH, DEST_WIDTH, feed_path
 
     clk, rst = _clock_and_reset()
-    return feed_path(clk, rst, AxiStream(), AxiStream(), AxiStream(DEST_WIDTH),
+    return feed_path(clk, rst, AxiStream(), AxiStream(), AxiStream(DEST_WIDTH), AxiStream(),
                      AxiLite(ADDR_WIDTH), ident)
 
 
@@ -84,6 +86,37 @@ def _pricer(ident: int):
     return pricer(clk, rst, SpotPort(), SpotTermsPort(), OptionPort(), ResultPort())
 
 
+def _quoter(ident: int):
+    from rtl.common.theo_stream import TheoPort
+    from rtl.quoter.hdl import quoter
+    from rtl.quoter.stream import QuotePort
+
+    clk, rst = _clock_and_reset()
+    return quoter(clk, rst, TheoPort(), QuotePort(), AxiLite())
+
+
+def _risk_gate(ident: int):
+    from rtl.quoter.stream import QuotePort
+    from rtl.risk_gate.hdl import risk_gate
+
+    clk, rst = _clock_and_reset()
+    return risk_gate(clk, rst, QuotePort(), AxiStream(), AxiLite())
+
+
+def _quote_path(ident: int):
+    from rtl.common.theo_stream import TheoPort
+    from rtl.risk_gate.quote_path import ADDR_WIDTH, quote_path
+
+    clk, rst = _clock_and_reset()
+    return quote_path(clk, rst, TheoPort(), AxiStream(), AxiLite(ADDR_WIDTH))
+
+
+def _pricer_chain(ident: int):
+    from rtl.pricer_chain.__main__ import elaborate
+    from rtl.pricer_chain.model import ChainConfig
+
+    return elaborate(ChainConfig())
+
 BLOCKS: dict[str, BlockTop] = {
     "system": BlockTop("system_registers", _system),
     "frame_filter": BlockTop("frame_filter", _frame_filter),
@@ -92,6 +125,10 @@ BLOCKS: dict[str, BlockTop] = {
     "order_book": BlockTop("order_book", _order_book),
     "feed_path": BlockTop("feed_path", _feed_path),
     "pricer": BlockTop("pricer", _pricer),
+    "quoter": BlockTop("quoter", _quoter),
+    "risk_gate": BlockTop("risk_gate", _risk_gate),
+    "pricer_chain": BlockTop("pricer_chain", _pricer_chain),
+    "quote_path": BlockTop("quote_path", _quote_path),
 }
 
 

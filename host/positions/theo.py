@@ -21,11 +21,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 
+from host.pricing.batch import black_float
 from host.pricing.params import OptionSpec, PricingInputError
 from rtl.pricer.formats import DELTA, GAMMA, MONEY
 
-_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
-_INV_SQRT_2 = 1.0 / math.sqrt(2.0)
 
 
 @dataclass(frozen=True)
@@ -56,10 +55,6 @@ class Theo:
                        theta=other.theta if self.theta is None else self.theta)
 
 
-def _ncdf(x: float) -> float:
-    return 0.5 * math.erfc(-x * _INV_SQRT_2)
-
-
 def price_option(spec: OptionSpec, spot: float) -> Theo:
     """Black-Scholes (continuous dividend yield) or Black-76 value and Greeks
     of a European option in double precision."""
@@ -74,26 +69,9 @@ def price_option(spec: OptionSpec, spot: float) -> Theo:
     carry = rate if spec.black76 else float(spec.dividend)
     if not (math.isfinite(rate) and math.isfinite(carry)):
         raise PricingInputError("rate and dividend must be finite numbers")
-    sqrt_t = math.sqrt(expiry)
-    total_vol = sigma * sqrt_t
-    d1 = (math.log(spot / strike) + (rate - carry + 0.5 * sigma * sigma) * expiry) / total_vol
-    d2 = d1 - total_vol
-    carry_disc = math.exp(-carry * expiry)
-    strike_disc = strike * math.exp(-rate * expiry)
-    pdf = math.exp(-0.5 * d1 * d1) * _INV_SQRT_2PI
-    gamma = carry_disc * pdf / (spot * total_vol)
-    vega = spot * carry_disc * pdf * sqrt_t
-    decay = -spot * carry_disc * pdf * sigma / (2.0 * sqrt_t)
-    if spec.is_put:
-        n1, n2 = _ncdf(-d1), _ncdf(-d2)
-        price = strike_disc * n2 - spot * carry_disc * n1
-        delta = -carry_disc * n1
-        theta = decay + rate * strike_disc * n2 - carry * spot * carry_disc * n1
-    else:
-        n1, n2 = _ncdf(d1), _ncdf(d2)
-        price = spot * carry_disc * n1 - strike_disc * n2
-        delta = carry_disc * n1
-        theta = decay - rate * strike_disc * n2 + carry * spot * carry_disc * n1
+    # One closed form for the host: the float engine of ``zynqmm price``.
+    price, delta, gamma, vega, theta = (float(v) for v in black_float(
+        spot, strike, expiry, sigma, rate, float(spec.dividend), spec.is_put, spec.black76))
     return Theo(price=price, delta=delta, spot=spot, gamma=gamma, vega=vega, theta=theta)
 
 

@@ -194,3 +194,146 @@ def _read_secret(env: str | None, path: Path | None, what: str) -> SecretStr:
             raise ConfigError(f"{what}: {path} is empty")
         return SecretStr(value)
     raise ConfigError(f"{what}: no source configured")
+
+
+def _price4(dollars: float, what: str) -> int:
+    raw = round(dollars * 10_000)
+    if abs(raw - dollars * 10_000) > 1e-6:
+        raise ValueError(f"{what} {dollars} is not a whole number of 1/10000 dollars")
+    return raw
+
+
+class TickBandConfig(_Section):
+    start: float = Field(ge=0)            # dollars: the band applies from here up
+    size: float = Field(gt=0)             # dollars per tick
+
+
+class Quoting(_Section):
+    """The fabric quoter: bid = theo - half_spread - skew * position rounded
+    down to the tick, ask = theo + half_spread - skew * position rounded up."""
+
+    half_spread: float = Field(ge=0, default=0.05)          # dollars
+    skew_per_contract: float = 0.0                           # dollars per contract held
+    bid_size: int = Field(ge=0, lt=1 << 32, default=10)      # contracts
+    ask_size: int = Field(ge=0, lt=1 << 32, default=10)
+    min_edge: float = Field(ge=0, default=0.0)               # dollars
+    requote_threshold: float = Field(ge=0, default=0.01)     # dollars
+    ticks: list[TickBandConfig] = Field(
+        default_factory=lambda: [TickBandConfig(start=0, size=0.01),
+                                 TickBandConfig(start=3.0, size=0.05)],
+        min_length=1, max_length=4)
+
+    def settings(self):
+        """The quoter's register values (:class:`rtl.quoter.model.QuoterSettings`)."""
+        from rtl.quoter.model import QP_FRAC, QuoterSettings, TickBand, check_tick_table
+
+        ticks = tuple(TickBand(_price4(t.start, "tick start"), _price4(t.size, "tick size"))
+                      for t in self.ticks)
+        check_tick_table(ticks)
+        return QuoterSettings(
+            half_spread=_price4(self.half_spread, "half_spread"),
+            skew=round(self.skew_per_contract * 10_000 * (1 << QP_FRAC)),
+            bid_size=self.bid_size, ask_size=self.ask_size,
+            min_edge=_price4(self.min_edge, "min_edge"),
+            requote_threshold=_price4(self.requote_threshold, "requote_threshold"), ticks=ticks)
+
+
+PULL_FLAGS = {"not_trading": 0x01, "stale": 0x02, "crossed": 0x04, "no_directory": 0x08,
+              "degraded": 0x10}
+
+
+class Gate(_Section):
+    """The fabric risk gate, the last check before a quote leaves the fabric."""
+
+    start_killed: bool = False
+    through_theo_limit: float = Field(ge=0, default=0.10)    # dollars through theo
+    min_price: float = Field(gt=0, default=0.01)
+    max_price: float = Field(gt=0, default=1000.0)
+    max_updates: int = Field(ge=1, le=255, default=4)        # per option per window
+    window_us: float = Field(gt=0, default=1000.0)
+    pull_on: list[Literal["not_trading", "stale", "crossed", "no_directory", "degraded"]] = \
+        ["stale", "degraded"]
+    bid_enable: bool = True
+    ask_enable: bool = True
+
+    @model_validator(mode="after")
+    def _band(self):
+        if self.min_price > self.max_price:
+            raise ValueError("min_price is above max_price")
+        return self
+
+    def settings(self, locates, core_mhz: float):
+        """The gate's register values (:class:`rtl.risk_gate.model.GateSettings`)
+        for the underlyings' stock locates at the fabric clock ``core_mhz``."""
+        from rtl.risk_gate.model import UNDERLYINGS, GateSettings, UnderlyingEntry
+
+        locates = list(locates)
+        if len(locates) > UNDERLYINGS:
+            raise ConfigError(f"{len(locates)} underlyings; the risk gate's table holds "
+                              f"{UNDERLYINGS}")
+        mask = 0
+        for name in self.pull_on:
+            mask |= PULL_FLAGS[name]
+        return GateSettings(
+            kill=self.start_killed, pull_mask=mask,
+            through_limit=_price4(self.through_theo_limit, "through_theo_limit"),
+            min_price=_price4(self.min_price, "min_price"),
+            max_price=_price4(self.max_price, "max_price"),
+            rate_count=self.max_updates, rate_window=round(self.window_us * core_mhz),
+            underlyings=tuple(UnderlyingEntry(locate, self.bid_enable, self.ask_enable, True)
+                              for locate in locates))
+
+
+def _risk_limits():
+    from host.risk.limits import RiskLimits
+    return RiskLimits
+
+
+class AppConfig(_Section):
+    appliance: Appliance = Appliance()
+    feed: Feed = Feed()
+    chains: list[Chain] = Field(default_factory=list)
+    quoting: Quoting = Quoting()
+    gate: Gate = Gate()
+    risk: _risk_limits() = Field(default_factory=lambda: _risk_limits()())
+    exchange: Exchange | None = None
+    metrics: Metrics = Metrics()
+
+    def underlyings(self) -> list[str]:
+        out = []
+        for chain in self.chains:
+            if chain.underlying not in out:
+                out.append(chain.underlying)
+        return out
+
+
+def _describe(error: dict) -> str:
+    where = ".".join(str(p) for p in error["loc"]) or "(top level)"
+    message = error["msg"]
+    if error["type"] == "extra_forbidden":
+        message = "unknown setting"
+    elif error["type"] == "literal_error":
+        expected = error.get("ctx", {}).get("expected", "")
+        message = f"got {error.get('input')!r} (allowed: {expected})"
+    return f"{where}: {message}"
+
+
+def parse_config(text: str, source: str = "<config>") -> AppConfig:
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{source}: not valid TOML: {exc}") from None
+    try:
+        return AppConfig.model_validate(data)
+    except ValidationError as exc:
+        lines = [_describe(e) for e in exc.errors()]
+        raise ConfigError(f"{source}: {len(lines)} problem(s)\n  " + "\n  ".join(lines)) from None
+
+
+def load_config(path: str | Path) -> AppConfig:
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"cannot read configuration {path}: {exc.strerror}") from None
+    return parse_config(text, str(path))

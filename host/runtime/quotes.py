@@ -35,6 +35,7 @@ TRIGGER = "trigger"
 # host receive time (ns, monotonic), host send time (ns, monotonic)
 _TRIGGER = struct.Struct(">IHQIIIQQ")
 SIDES = ((SIDE_BID, "B"), (SIDE_ASK, "S"))
+OTHER = {"B": "S", "S": "B"}
 _PENDING = frozenset({OrderState.PENDING_NEW, OrderState.PENDING_REPLACE,
                       OrderState.PENDING_CANCEL})
 
@@ -85,11 +86,43 @@ class QuoteTrader:
         self.wanted: dict[tuple[int, str], _Wanted] = {}
         self.working: dict[tuple[int, str], int] = {}     # -> current UserRefNum
         self.owner: dict[int, tuple[int, str]] = {}       # every UserRefNum -> (option, side)
-        self.latencies_ns: list[int] = []                 # record received -> request on socket
+        # Record received -> request written to the socket, for requests sent
+        # while handling their record; a request that waited for the
+        # exchange's answer to an earlier one is counted under ``deferred``
+        # and its wait kept apart (it measures the exchange, not the host).
+        self.latencies_ns: list[int] = []
+        self.deferred_waits_ns: list[int] = []
+        self._handling: int | None = None
+    def adopt(self) -> int:
+        """Take over the orders a restart rebuilt from the journal: each live
+        order of ours becomes its option side's working order again, so the
+        next quote record replaces it instead of entering a second one.
+        Returns how many were adopted."""
+        symbols = {o.symbol: o.option_id for o in self.universe.options}
+        adopted = 0
+        for order in self.orders.unique_orders():
+            option_id = symbols.get(order.symbol)
+            if option_id is None or order.state.terminal:
+                continue
+            key = (option_id, order.side)
+            for ref in order.user_ref_nums:
+                self.owner[ref] = key
+            if key in self.working:
+                self.counts["adopted_duplicates"] += 1
+            self.working[key] = order.user_ref_num
+            adopted += 1
+        return adopted
 
     # -- records in ---------------------------------------------------------------
     def on_record(self, record, received_ns: int | None = None) -> None:
         received_ns = self.clock() if received_ns is None else received_ns
+        self._handling = received_ns
+        try:
+            self._on_record(record, received_ns)
+        finally:
+            self._handling = None
+
+    def _on_record(self, record, received_ns: int) -> None:
         option_id = int(record["option_id"])
         if option_id >= len(self.universe.options):
             self.counts["unknown_option"] += 1
@@ -100,7 +133,7 @@ class QuoteTrader:
             sides = int(record["sides"])
             prices = {"B": int(record["bid_price"]), "S": int(record["ask_price"])}
             sizes = {"B": int(record["bid_size"]), "S": int(record["ask_size"])}
-            for bit, side in SIDES:
+            for bit, side in self._side_order(option_id, sides, prices):
                 if sides & bit:
                     self._want(option_id, side, prices[side], sizes[side], record, received_ns)
                 else:
@@ -111,6 +144,15 @@ class QuoteTrader:
                 self._want(option_id, side, 0, 0, record, received_ns)
         else:
             self.counts["bad_kind"] += 1
+
+    def _side_order(self, option_id: int, sides: int, prices: dict) -> tuple:
+        """Move the side first that gets out of the other's way: when the quote
+        moves up so far that the new bid reaches our resting ask, the ask goes
+        first (and the other way round), so the pair never crosses itself."""
+        ask = self._order((option_id, "S"))
+        if sides & SIDE_BID and ask is not None and prices["B"] >= ask.price:
+            return SIDES[::-1]
+        return SIDES
 
     def _want(self, option_id: int, side: str, price: int, size: int, record, received_ns: int):
         key = (option_id, side)
@@ -128,7 +170,9 @@ class QuoteTrader:
         if key is None and isinstance(msg, ouch50.OrderReplaced):
             key = self.owner.get(msg.orig_user_ref_num)
         if key is not None:
-            self._reconcile(key)
+            # Both sides: an answer on one may clear the way for the other.
+            for _, side in SIDES:
+                self._reconcile((key[0], side))
 
     # -- requests out --------------------------------------------------------------------
     def _order(self, key):
@@ -172,12 +216,20 @@ class QuoteTrader:
             self.submit(msg)
         except PreTradeRejected as exc:
             self.counts[f"risk_rejected_{exc.decision.reason}"] += 1
+            if exc.decision.reason == "self_trade" and self._pending((option_id, OTHER[side])):
+                # The other side is still moving out of the way: retry when
+                # its answer arrives.
+                want.record = record
             return
         except NotConnectedError:
             self.counts["not_connected"] += 1
             return
         sent_ns = self.clock()
-        self.latencies_ns.append(sent_ns - received_ns)
+        if self._handling == received_ns:
+            self.latencies_ns.append(sent_ns - received_ns)
+        else:
+            self.counts["deferred"] += 1
+            self.deferred_waits_ns.append(sent_ns - received_ns)
         self.counts[type(msg).__name__] += 1
         ref = msg.user_ref_num
         self.owner[ref] = key

@@ -1,13 +1,16 @@
 """The front half of the fabric in MyHDL: Ethernet frames of feeds A and B in,
-book-update and trade records out.
+book-update and trade records out, and a stream of feed events beside them.
 
 Behaviour is :mod:`rtl.feed_path.model`; this is how the fabric gets it.
 
 ::
 
-    s_axis_a -> frame_filter   (window frame_filter)   -\\
-                                                         mold_seq -> itch_decoder -> order_book -> m_axis
-    s_axis_b -> frame_filter   (window frame_filter_b) -/
+    s_axis_a -> frame_filter (window frame_filter)   -\\
+                                                       mold_seq -> itch_decoder -> order_book -> m_axis
+    s_axis_b -> frame_filter (window frame_filter_b) -/     |                          |
+                                                            +--> feed_event_merge <----+
+                                                                        |
+                                                                        +-> m_feed_event
 
 The four blocks are instantiated unchanged and joined by their own
 interfaces: the filters' payload streams are the sequencer's inputs (the
@@ -15,6 +18,13 @@ filter's ``tdest``, the matching entry, is not used further), the sequencer's
 message stream (:mod:`rtl.common.message_stream`) is the decoder's input, the
 event port (:mod:`rtl.common.events`) joins decoder and book, and the book's
 record stream is ``m_axis`` (``tdest`` 0 book update, 1 trade).
+
+``m_feed_event`` is the second output stream: feed event records
+(:mod:`host.feed.records`, 24 bytes, three beats, ``tlast`` on the last) from
+the sequencer (gaps, feed stale and recovered, end of session) and the book
+(a locate's book degraded or restored), merged by
+:func:`rtl.feed_path.status.feed_event_merge`.  Its ``tready`` never holds up
+market data: a source whose queue is full drops and counts the record.
 
 Each feed has its own filter instance with its own table and counters: the
 two feeds arrive on different multicast groups, a shared table would let
@@ -33,16 +43,23 @@ from __future__ import annotations
 
 from myhdl import ConcatSignal, Signal, always_comb, always_seq, block, intbv
 
+from host.protocols.itch50 import MESSAGE_SIZES
+from host.protocols.moldudp64 import BLOCK_HEADER_SIZE, HEADER_SIZE
 from rtl.common.axil import ADDR_WIDTH as WINDOW_ADDR_BITS
 from rtl.common.axil import RESP_SLVERR, AxiLite
-from rtl.common.axis import AxiStream
+from rtl.common.axis import DATA_BYTES, AxiStream
 from rtl.common.events import EventPort
 from rtl.common.message_stream import ItchStream
+from rtl.feed_path.status import FeedEventPort, feed_event_merge
 from rtl.frame_filter.hdl import DEST_WIDTH as FILTER_DEST_WIDTH
+from rtl.frame_filter.hdl import LATENCY_CYCLES as FILTER_LATENCY
 from rtl.frame_filter.hdl import frame_filter
+from rtl.itch_decoder.hdl import LATENCY_CYCLES as DECODER_LATENCY
 from rtl.itch_decoder.hdl import itch_decoder
+from rtl.mold_seq.hdl import LATENCY_CYCLES as SEQUENCER_LATENCY
 from rtl.mold_seq.hdl import mold_seq
 from rtl.order_book.hdl import DEST_WIDTH as RECORD_DEST_WIDTH
+from rtl.order_book.hdl import LATENCY_CYCLES as BOOK_LATENCY
 from rtl.order_book.hdl import order_book
 from rtl.regmap.hdl import system_registers
 from rtl.regmap.map import FRAME_FILTER, FRAME_FILTER_B, ITCH_DECODER, MOLD_SEQ, ORDER_BOOK, SYSTEM
@@ -52,13 +69,19 @@ WINDOWS = 1 << WINDOW_BITS
 ADDR_WIDTH = WINDOW_ADDR_BITS + WINDOW_BITS
 DEST_WIDTH = RECORD_DEST_WIDTH
 
-# Input beat holding a frame's last byte accepted -> first record beat valid,
-# everything idle, for the shortest frame that changes a book: one Order
-# Delete (83 bytes).  The filter passes the payload on after the frame, the
-# sequencer stores the whole payload and the decoder the whole message, so a
-# longer frame takes longer (28 cycles for one Add Order, 100 bytes).
-# Measured in simulation (tests/rtl/test_feed_path_rtl.py).
-LATENCY_CYCLES = 24
+# Input beat holding the last byte of an ITCH message accepted -> first beat of
+# its book-update record valid, everything idle, for the shortest message that
+# changes a book: an Order Delete alone in its Mold packet, in an untagged
+# frame (83 bytes).  The blocks' latencies plus the beats two store-and-forward
+# stages wait for: the filter passes the payload on only after the whole frame
+# (frame errors show at its end) and the sequencer takes in the whole payload
+# before the message leaves it; the decoder needs the message's last beat.  A
+# longer message takes longer (4 more cycles for an Add Order).  Measured in
+# simulation by tests.rtl.latency.feed_path (test_feed_path_rtl, make rtl-report).
+DELETE_PAYLOAD_BEATS = -(-(HEADER_SIZE + BLOCK_HEADER_SIZE + MESSAGE_SIZES["D"]) // DATA_BYTES)
+DELETE_MESSAGE_BEATS = -(-MESSAGE_SIZES["D"] // DATA_BYTES)
+LATENCY_CYCLES = (FILTER_LATENCY + DELETE_PAYLOAD_BEATS - 1 + SEQUENCER_LATENCY
+                  + DELETE_MESSAGE_BEATS - 1 + DECODER_LATENCY + BOOK_LATENCY)
 
 # The windows this top level decodes, by register-map block.
 BLOCKS = (SYSTEM, FRAME_FILTER, MOLD_SEQ, ITCH_DECODER, ORDER_BOOK, FRAME_FILTER_B)
@@ -181,21 +204,26 @@ def axil_decode(clk, rst, s_axil: AxiLite, ports: dict):
 
 @block
 def feed_path(clk, rst, s_axis_a: AxiStream, s_axis_b: AxiStream, m_axis: AxiStream,
-              s_axil: AxiLite, build_id: int = 0):
+              m_feed_event: AxiStream, s_axil: AxiLite, build_id: int = 0):
     """The top level: frames of feed A on ``s_axis_a`` and of feed B on
     ``s_axis_b`` (``tuser`` = frame error), records on ``m_axis`` (``tdest``
-    0 update, 1 trade), every block's registers on ``s_axil``."""
+    0 update, 1 trade), feed event records on ``m_feed_event``, every block's
+    registers on ``s_axil``."""
     bus = {spec.name: AxiLite() for spec in BLOCKS}
     payload_a = AxiStream(FILTER_DEST_WIDTH)
     payload_b = AxiStream(FILTER_DEST_WIDTH)
     messages = ItchStream()
     events = EventPort()
+    sequencer_events = FeedEventPort()
+    book_events = FeedEventPort()
 
     system = system_registers(clk, rst, bus["system"], build_id)
     filter_a = frame_filter(clk, rst, s_axis_a, payload_a, bus["frame_filter"])
     filter_b = frame_filter(clk, rst, s_axis_b, payload_b, bus["frame_filter_b"])
-    sequencer = mold_seq(clk, rst, payload_a, payload_b, messages, bus["mold_seq"])
+    sequencer = mold_seq(clk, rst, payload_a, payload_b, messages, sequencer_events,
+                         bus["mold_seq"])
     decoder = itch_decoder(clk, rst, messages, events, bus["itch_decoder"])
-    book = order_book(clk, rst, events, m_axis, bus["order_book"])
+    book = order_book(clk, rst, events, m_axis, book_events, bus["order_book"])
+    merge = feed_event_merge(clk, rst, sequencer_events, book_events, m_feed_event)
     decode = axil_decode(clk, rst, s_axil, {window_of(spec): bus[spec.name] for spec in BLOCKS})
-    return system, filter_a, filter_b, sequencer, decoder, book, decode
+    return system, filter_a, filter_b, sequencer, decoder, book, merge, decode

@@ -7,6 +7,16 @@ every message it delivers through the :class:`ItchDecoderModel`, every event
 through the :class:`OrderBookModel`.  Nothing is added between the blocks:
 the top level's behaviour is theirs, and its records are the book's.
 
+Feed events (:mod:`host.feed.records`) come from two of the blocks: the
+sequencer's (gap, feed stale, feed recovered, end of session; its
+``feed_events``) and the book's (degraded, restored).  :attr:`FeedPathModel.feed_events`
+lists them in causal order: a packet's sequencer events, then the book's
+for its messages.  The fabric merges the two sources as they come, so on
+``m_feed_event`` each source's records keep this order while the two
+interleave by timing (:func:`by_source` splits a stream for comparison); the
+model is a host that keeps up, so no record is lost and none carries
+``EVENT_FLAG_LOST_BEFORE``.
+
 Arbitration order is the sequencer's: packets in the order their last beat
 reaches it (:func:`rtl.mold_seq.model.arbitration_order`).  :meth:`FeedPathModel.run`
 takes frames already in that order (a capture replayed one frame at a time);
@@ -27,6 +37,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable, NamedTuple, Sequence
 
+from host.feed.records import BOOK_EVENTS, SEQUENCER_EVENTS
 from rtl.common.axis import Packet
 from rtl.frame_filter.model import FilterEntry, FrameFilterModel
 from rtl.itch_decoder.model import ItchDecoderModel, ItchInput, SubscriptionEntry
@@ -70,6 +81,7 @@ class FeedPathModel:
         self.book = OrderBookModel(config.book, auto_assign=config.auto_assign,
                                    stale=config.stale, refill=config.refill)
         self.messages = 0
+        self.feed_events: list = []
 
     def filter(self, frame: Frame) -> Packet | None:
         """The frame through its feed's filter: the payload the sequencer gets."""
@@ -79,12 +91,17 @@ class FeedPathModel:
         """One payload into the sequencer (in arbitration order) and everything
         it delivers through decoder and book."""
         out = []
-        for message in self.sequencer.process(feed, payload.data, payload.error):
+        sequencer_events = len(self.sequencer.events)
+        messages = self.sequencer.process(feed, payload.data, payload.error)
+        self.feed_events += [e.record() for e in self.sequencer.events[sequencer_events:]]
+        for message in messages:
             self.messages += 1
             event = self.decoder.process(ItchInput(message.data, message.seq, message.msg_index,
                                                    message.feed, message.stale))
             if event is not None:
+                book_events = len(self.book.feed_events)
                 out += self.book.process(event)
+                self.feed_events += self.book.feed_events[book_events:]
         return out
 
     def process(self, frame: Frame) -> list[Output]:
@@ -106,3 +123,18 @@ class FeedPathModel:
             arrival = arrivals[i]
             out += self.sequence(arrival.feed, Packet(arrival.data, arrival.error))
         return out
+
+
+def by_source(records) -> tuple[list, list]:
+    """(the sequencer's, the book's) records of a feed event stream, each in
+    stream order; anything else is neither's and makes a ValueError."""
+    sequencer, book = [], []
+    for row in records:
+        kind = int(row["kind"])
+        if kind in SEQUENCER_EVENTS:
+            sequencer.append(row)
+        elif kind in BOOK_EVENTS:
+            book.append(row)
+        else:
+            raise ValueError(f"feed event of unknown kind {kind}")
+    return sequencer, book

@@ -21,27 +21,35 @@ heads (tickets are 8 bits, compared modulo 256: at most 32 are in flight).
 
 Arbiter.  IDLE takes a descriptor (a head from the input the extractor is
 still reading waits), compares its 64-bit sequence numbers with the state and
-registers the outcome; APPLY updates the stream and feed state, counters and
-event slots, and either releases the packet's buffer space at once (nothing
-passes) or hands it to the extractor.  Events leave their slots one per cycle
-into the event FIFO before the next descriptor is taken.
+registers the outcome, and reads the packet's third beat from its buffer
+(the first message block starts at byte 20; its length came with the
+descriptor, so the message starts at byte 22 of that beat); APPLY updates
+the stream and feed state, counters and event slots, and either releases the
+packet's buffer space at once (nothing passes) or hands it to the extractor.
+Events leave their slots one per cycle into the event FIFO before the next
+descriptor is taken.
 
-Extractor.  Reads the packet from its third beat (the first message block
-starts at byte 20; its length came with the descriptor, so the queue starts
-at byte 22) into a 16-byte queue, one beat per cycle, and cuts it into
-messages: a length prefix, then up to eight bytes per cycle, realigned so
-each message starts in lane 0; when the next prefix is already in the queue
+Extractor.  Starts with the third beat's last two bytes in a 16-byte queue,
+reads the packet on from its fourth beat, one beat per cycle, and cuts it
+into messages: a length prefix, then up to eight bytes per cycle, realigned
+so each message starts in lane 0; when the next prefix is already in the queue
 behind a message's last bytes, it is taken in the same cycle.  Dropped leading
 messages of a partly duplicate packet are cut the same way without output.
 The output registers carry the sideband of
 :data:`rtl.common.message_stream.SIDEBAND_FIELDS` in ``tuser`` for every
 beat of a message.
 
-Events go to a FIFO the host drains over AXI-Lite: the EVENT_* registers
-show the oldest one while ``event_valid`` is 1; software reads them and writes
-``event_ack`` one higher (it counts the events it consumed, mod 256), which
-pops it.  A write repeating the count does nothing, so a retried write cannot
-lose an event.
+Events go to a FIFO that drains one of two ways.  With
+``CONTROL.event_stream`` set (the reset value) each event leaves as a feed
+event record (:mod:`host.feed.records`) on ``m_feed_event`` (the record word
+of :mod:`rtl.feed_path.status` with valid/ready), which the feed path merges
+into its event stream.  With it clear the host drains the FIFO over
+AXI-Lite: the EVENT_* registers show the oldest event while ``event_valid``
+is 1; software reads them and writes ``event_ack`` one higher (it counts the
+events it consumed, mod 256), which pops it.  A write repeating the count
+does nothing, so a retried write cannot lose an event.  Either way an event
+finding the FIFO full is dropped and counted, and the next one kept carries
+the lost-before flag.
 """
 from __future__ import annotations
 
@@ -51,6 +59,7 @@ from host.protocols.moldudp64 import END_OF_SESSION_COUNT, HEADER_SIZE
 from rtl.common.axil import AxiLite
 from rtl.common.axis import DATA_BYTES, DATA_WIDTH, AxiStream, keep_counter
 from rtl.common.message_stream import SIDEBAND_FIELDS, ItchStream
+from rtl.feed_path.status import LOST_BEFORE_BIT, FeedEventPort, field_bits
 from rtl.mold_seq.model import (BUFFER_BEATS, EV_END_OF_SESSION, EV_FEED_RECOVERED,
                                 EV_FEED_STALE, EV_GAP, EVENT_FIFO_DEPTH, FEED_COUNTERS,
                                 GAP_TABLE_ENTRIES, MALFORMED, MAX_PACKET_BEATS, SEQ_LIMIT)
@@ -72,12 +81,20 @@ D_FIRST_LEN = BEAT_BITS
 D_COUNT = D_FIRST_LEN + 16
 D_SEQ = D_COUNT + 16
 D_SESSION = D_SEQ + 64
-EVENT_BITS = 4 + 1 + 64 + 64
+# Event FIFO word, from bit 0: b, a, feed, kind, lost before.
+EVENT_BITS = 64 + 64 + 1 + 4 + 1
+EV_KIND_LSB = 129
+EV_LOST = 133
+REC_KIND = field_bits()["kind"][0]
+REC_FEED = field_bits()["feed"][0]
+REC_SEQ = field_bits()["seq"][0]
+REC_EXPECTED = field_bits()["expected"][0]
 # Accepted input beat holding a single-message packet's last byte -> first
-# valid output beat, with the block idle and the output free: verdict,
-# head taken and judged, APPLY (first fetch), buffer read, first beat into
-# the queue, second beat joins and the output register takes the message.
-LATENCY_CYCLES = 6
+# valid output beat, with the block idle and the output free: verdict
+# (descriptor pushed), head taken and judged (the packet's first message beat
+# read), APPLY (that beat into the queue, the next one read), the queue and
+# that beat make the first output beat, the output register.
+LATENCY_CYCLES = 5
 
 # Verdict codes: 0 passed, then MALFORMED in order.
 R_OK = 0
@@ -99,7 +116,11 @@ FIRST_PREFIX = HEADER_SIZE  # byte offset of the first length prefix
 # Arbiter states.
 A_IDLE, A_APPLY, A_LAUNCH = 0, 1, 2
 # Extractor states.
-X_FIRST, X_LEN, X_MSG = 0, 1, 2
+X_LEN, X_MSG = 0, 1
+# The first message starts in beat FIRST_BEAT of a packet, FIRST_SKIP bytes in
+# (after the header and its length prefix, which the descriptor brought).
+FIRST_BEAT = (FIRST_PREFIX + 2) // DATA_BYTES
+FIRST_SKIP = FIRST_PREFIX + 2 - FIRST_BEAT * DATA_BYTES
 
 
 @block
@@ -468,9 +489,10 @@ def _side_signals() -> dict:
 
 @block
 def mold_seq(clk, rst, s_axis_a: AxiStream, s_axis_b: AxiStream, m_axis: ItchStream,
-             s_axil: AxiLite):
+             m_feed_event: FeedEventPort, s_axil: AxiLite):
     """The block's top level: feed A on ``s_axis_a``, feed B on ``s_axis_b``,
-    messages on ``m_axis``, registers and events on ``s_axil``."""
+    messages on ``m_axis``, events on ``m_feed_event`` (or ``s_axil``),
+    registers on ``s_axil``."""
     ports = RegisterPorts(MOLD_SEQ)
     registers = regfile(clk, rst, s_axil, ports, MOLD_SEQ)
 
@@ -585,6 +607,7 @@ def mold_seq(clk, rst, s_axis_a: AxiStream, s_axis_b: AxiStream, m_axis: ItchStr
     ev_level = Signal(intbv(0)[6:])
     ev_full = Signal(bool(0))
     ev_taken = Signal(modbv(0)[8:])
+    ev_lost_pending = Signal(bool(0))
 
     # Gap table.
     gap_shift = Signal(bool(0))
@@ -627,7 +650,7 @@ def mold_seq(clk, rst, s_axis_a: AxiStream, s_axis_b: AxiStream, m_axis: ItchStr
     x_index = Signal(intbv(0)[16:])
     x_seq = Signal(intbv(0)[64:])
     x_stale = Signal(bool(0))
-    x_state = Signal(intbv(X_FIRST, min=0, max=3))
+    x_state = Signal(intbv(X_LEN, min=0, max=2))
     x_rem = Signal(intbv(0)[16:])
     queue = Signal(intbv(0)[2 * DATA_WIDTH:])
     queued = Signal(intbv(0, min=0, max=2 * DATA_BYTES + 1))
@@ -648,6 +671,8 @@ def mold_seq(clk, rst, s_axis_a: AxiStream, s_axis_b: AxiStream, m_axis: ItchStr
     append = Signal(bool(0))
     fetch = Signal(bool(0))
     fetch_addr = Signal(intbv(0)[PTR_BITS:])
+    prefetch_addr = Signal(intbv(0)[PTR_BITS:])
+    start_beat = Signal(intbv(0)[DATA_WIDTH:])
     o_valid = Signal(bool(0))
     o_data = Signal(intbv(0)[DATA_WIDTH:])
     o_keep = Signal(intbv(0)[DATA_BYTES:])
@@ -678,6 +703,17 @@ def mold_seq(clk, rst, s_axis_a: AxiStream, s_axis_b: AxiStream, m_axis: ItchStr
         can_take.next = ready and not (x_busy and x_port == b_first)
         pop_a.next = ready and not (x_busy and x_port == b_first) and not b_first
         pop_b.next = ready and not (x_busy and x_port == b_first) and b_first
+        # The packet's first beat the extractor needs, read while the packet
+        # is judged; its buffer's base may be moving on by the packet just
+        # extracted from the same input.
+        base = modbv(0)[PTR_BITS + 1:]
+        if b_first:
+            base[:] = rd_base_b
+        else:
+            base[:] = rd_base_a
+        if x_release and x_port == b_first:
+            base[:] = base + x_beats
+        prefetch_addr.next = (base[PTR_BITS:] + FIRST_BEAT) % BUFFER_BEATS
 
     @always_comb
     def head_fields():
@@ -705,12 +741,13 @@ def mold_seq(clk, rst, s_axis_a: AxiStream, s_axis_b: AxiStream, m_axis: ItchStr
     def event_out():
         ev_push.next = ev_feed_pending or ev_gap_pending or ev_end_pending
         if ev_feed_pending:
-            ev_word.next = concat(ev_feed_kind, ev_port, ev_feed_a, ev_feed_b)
+            ev_word.next = concat(ev_lost_pending, ev_feed_kind, ev_port, ev_feed_a, ev_feed_b)
         elif ev_gap_pending:
-            ev_word.next = concat(intbv(EV_GAP)[4:], ev_port, ev_gap_expected, cur_seq)
+            ev_word.next = concat(ev_lost_pending, intbv(EV_GAP)[4:], ev_port, ev_gap_expected,
+                                  cur_seq)
         else:
-            ev_word.next = concat(intbv(EV_END_OF_SESSION)[4:], ev_port, cur_seq,
-                                  intbv(0)[64:])
+            ev_word.next = concat(ev_lost_pending, intbv(EV_END_OF_SESSION)[4:], ev_port,
+                                  cur_seq, intbv(0)[64:])
         ev_full.next = ev_level == EVENT_FIFO_DEPTH
 
     @always_comb
@@ -728,6 +765,9 @@ def mold_seq(clk, rst, s_axis_a: AxiStream, s_axis_b: AxiStream, m_axis: ItchStr
             ev_end_pending.next = 0
         if ev_push and ev_full:
             ports.count_events_lost.next = (ports.count_events_lost + 1) & 0xFFFFFFFF
+            ev_lost_pending.next = 1
+        elif ev_push:
+            ev_lost_pending.next = 0
 
         if state == A_IDLE:
             if ports.hold:
@@ -914,25 +954,55 @@ def mold_seq(clk, rst, s_axis_a: AxiStream, s_axis_b: AxiStream, m_axis: ItchStr
     def event_accept():
         ev_accept.next = ev_push and not ev_full
 
+    ev_ack_pop = Signal(bool(0))
+    ev_record = Signal(intbv(0)[len(m_feed_event.data):])
+
     @always_comb
     def event_face():
-        ports.event_valid.next = ev_level != 0
-        ev_pop.next = ev_level != 0 and ev_taken != ports.event_ack
+        # AXI-Lite face: only while the stream is off.
+        ports.event_valid.next = ev_level != 0 and not ports.event_stream
+        acknowledged = ev_level != 0 and not ports.event_stream and ev_taken != ports.event_ack
+        ev_ack_pop.next = acknowledged
+        ev_pop.next = acknowledged or (ev_level != 0 and ports.event_stream and
+                                       m_feed_event.ready)
         ports.event_level.next = ev_level
         # Zeros while the FIFO is empty, never a stale or unwritten entry.
         shown = intbv(0)[EVENT_BITS:]
-        if ev_level != 0:
+        if ev_level != 0 and not ports.event_stream:
             shown[:] = ev_head
-        ports.event_kind.next = shown[EVENT_BITS:EVENT_BITS - 4]
+        ports.event_kind.next = shown[EV_LOST:EV_KIND_LSB]
         ports.event_feed.next = shown[128]
+        ports.event_lost_before.next = shown[EV_LOST]
         ports.event_a_hi.next = shown[128:96]
         ports.event_a_lo.next = shown[96:64]
         ports.event_b_hi.next = shown[64:32]
         ports.event_b_lo.next = shown[32:0]
 
+    @always_comb
+    def event_record():
+        # The record layout of host.feed.records: gap and feed stale carry
+        # (expected, received) as (a, b), the other kinds one number in a.
+        kind = intbv(0)[4:]
+        kind[:] = ev_head[EV_LOST:EV_KIND_LSB]
+        word = intbv(0)[len(m_feed_event.data):]
+        word[REC_KIND + 4:REC_KIND] = kind
+        word[REC_FEED] = ev_head[128]
+        word[LOST_BEFORE_BIT] = ev_head[EV_LOST]
+        if kind == EV_GAP or kind == EV_FEED_STALE:
+            word[REC_SEQ + 64:REC_SEQ] = ev_head[64:0]
+            word[REC_EXPECTED + 64:REC_EXPECTED] = ev_head[128:64]
+        else:
+            word[REC_SEQ + 64:REC_SEQ] = ev_head[128:64]
+        ev_record.next = word
+
+    @always_comb
+    def event_stream():
+        m_feed_event.valid.next = ev_level != 0 and ports.event_stream
+        m_feed_event.data.next = ev_record
+
     @always_seq(clk.posedge, reset=rst)
     def event_acknowledge():
-        if ev_pop:
+        if ev_ack_pop:
             ev_taken.next = ev_taken + 1
 
     # ---- extractor ------------------------------------------------------------
@@ -942,6 +1012,11 @@ def mold_seq(clk, rst, s_axis_a: AxiStream, s_axis_b: AxiStream, m_axis: ItchStr
             stage.next = rdata_b
         else:
             stage.next = rdata_a
+        # The first beat, read while the packet was taken (see choose).
+        if cur_port:
+            start_beat.next = rdata_b
+        else:
+            start_beat.next = rdata_a
 
     @always_comb
     def plan():
@@ -965,10 +1040,7 @@ def mold_seq(clk, rst, s_axis_a: AxiStream, s_axis_b: AxiStream, m_axis: ItchStr
         ok = False
         joined = False
         if x_busy:
-            if x_state == X_FIRST:
-                # The first beat only enters the queue (see the extractor).
-                ok = False
-            elif x_state == X_LEN:
+            if x_state == X_LEN:
                 if have >= 2:
                     ok = True
                     n[:] = 2
@@ -986,32 +1058,37 @@ def mold_seq(clk, rst, s_axis_a: AxiStream, s_axis_b: AxiStream, m_axis: ItchStr
         avail.next = have
         append.next = joining
         more = x_busy and x_left != 0 and (not stage_valid or joining)
-        fetch.next = x_start or more
+        # The first beat is in already; a start fetches the one after it.
+        fetch.next = (x_start and cur_beats > FIRST_BEAT + 1) or more
         if x_start:
             if cur_port:
-                fetch_addr.next = (rd_base_b[PTR_BITS:] + 2) % BUFFER_BEATS
+                fetch_addr.next = (rd_base_b[PTR_BITS:] + FIRST_BEAT + 1) % BUFFER_BEATS
             else:
-                fetch_addr.next = (rd_base_a[PTR_BITS:] + 2) % BUFFER_BEATS
+                fetch_addr.next = (rd_base_a[PTR_BITS:] + FIRST_BEAT + 1) % BUFFER_BEATS
         else:
             fetch_addr.next = x_addr
 
     @always_comb
     def queue_view():
-        if x_state == X_FIRST:
-            # Beat 2 of the packet: the header's tail and the first length
-            # prefix (the descriptor brought it) are skipped.
-            combined.next = stage >> (8 * (FIRST_PREFIX + 2 - 16))
-        elif stage_valid and queued <= DATA_BYTES:
+        if stage_valid and queued <= DATA_BYTES:
             combined.next = queue | (stage << (8 * queued))
         else:
             combined.next = queue
 
     @always_comb
     def ram_reads():
-        re_a.next = fetch and ((x_start and not cur_port) or (not x_start and not x_port))
-        re_b.next = fetch and ((x_start and cur_port) or (not x_start and x_port))
+        # A packet being taken is on an input the extractor is not reading.
+        prefetch_a = can_take and not pick_b
+        prefetch_b = can_take and pick_b
+        re_a.next = prefetch_a or \
+            (fetch and ((x_start and not cur_port) or (not x_start and not x_port)))
+        re_b.next = prefetch_b or (fetch and ((x_start and cur_port) or (not x_start and x_port)))
         raddr_a.next = fetch_addr
+        if prefetch_a:
+            raddr_a.next = prefetch_addr
         raddr_b.next = fetch_addr
+        if prefetch_b:
+            raddr_b.next = prefetch_addr
 
     @always_seq(clk.posedge, reset=rst)
     def extractor():
@@ -1020,31 +1097,29 @@ def mold_seq(clk, rst, s_axis_a: AxiStream, s_axis_b: AxiStream, m_axis: ItchStr
             x_busy.next = 1
             x_port.next = cur_port
             x_addr.next = fetch_addr + 1
-            x_left.next = cur_beats - 3
+            if cur_beats > FIRST_BEAT + 1:
+                x_left.next = cur_beats - FIRST_BEAT - 2
+                stage_valid.next = 1
+            else:
+                x_left.next = 0
+                stage_valid.next = 0
             x_beats.next = cur_beats
             x_count.next = cur_count
             x_drop.next = d_dropped
             x_index.next = 0
             x_seq.next = cur_seq
             x_stale.next = start_stale
-            x_state.next = X_FIRST
+            x_state.next = X_MSG
             x_rem.next = cur_first_len
-            stage_valid.next = 1
-            queue.next = 0
-            queued.next = 0
+            queue.next = start_beat >> (8 * FIRST_SKIP)
+            queued.next = DATA_BYTES - FIRST_SKIP
         elif x_busy:
             if fetch:
                 x_addr.next = x_addr + 1
                 x_left.next = x_left - 1
             stage_valid.next = fetch or (stage_valid and not append)
-            if x_state == X_FIRST:
-                if append:
-                    queue.next = combined
-                    queued.next = 16 + DATA_BYTES - FIRST_PREFIX - 2
-                    x_state.next = X_MSG
-            else:
-                queue.next = combined >> (8 * consume)
-                queued.next = avail - consume
+            queue.next = combined >> (8 * consume)
+            queued.next = avail - consume
             if go:
                 if x_state == X_LEN:
                     x_rem.next = concat(combined[8:0], combined[16:8])
@@ -1108,5 +1183,5 @@ def mold_seq(clk, rst, s_axis_a: AxiStream, s_axis_b: AxiStream, m_axis: ItchStr
     return (registers, parts, tickets, push_words, ticketing, slots, overlaps,
             adders, sessions, choose, head_fields, launch, event_out, gap_control, arbiter,
             feed_flags, counters_a, counters_b, free_space, event_fifo, event_accept, event_face,
-            event_acknowledge,
+            event_record, event_stream, event_acknowledge,
             stage_mux, plan, queue_view, ram_reads, extractor, output_register, output, status)

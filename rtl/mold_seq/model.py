@@ -71,10 +71,13 @@ In the order the packet causes them: ``FEED_STALE`` (feed, expect, sequence
 number) when a feed's flag rises, ``FEED_RECOVERED`` (feed, sequence number)
 when it falls, ``GAP`` (feed whose packet opened it, expected, received), and
 ``END_OF_SESSION`` (feed, sequence number) for every end-of-session packet of
-the session.  They queue in a :data:`EVENT_FIFO_DEPTH`-deep FIFO the host
-drains over AXI-Lite (read the EVENT_* registers, then write the running count
-of events consumed to ``event_ack``); an event finding it full is lost and
-counted (``events_lost``).
+the session.  They queue in a :data:`EVENT_FIFO_DEPTH`-deep FIFO that drains
+either into the feed event stream (``CONTROL.event_stream``, the default: one
+:data:`host.feed.records.FEED_EVENT_DTYPE` record per event, see
+:meth:`MoldSeqModel.feed_events`) or to the host over AXI-Lite (read the
+EVENT_* registers, then write the running count of events consumed to
+``event_ack``).  An event finding the FIFO full is lost and counted
+(``events_lost``), and the next event kept says so (``lost_before``).
 
 Control
 -------
@@ -99,6 +102,9 @@ from dataclasses import dataclass
 from typing import Iterable, NamedTuple, Sequence
 
 from host.feed.fastpath import MALFORMED_REASONS
+from host.feed.records import (EVENT_END_OF_SESSION, EVENT_FEED_RECOVERED, EVENT_FEED_STALE,
+                               EVENT_FLAG_LOST_BEFORE, EVENT_GAP, SEQUENCER_EVENTS, feed_event)
+from host.feed.records import EVENT_NAMES as RECORD_EVENT_NAMES
 from host.protocols.moldudp64 import (BLOCK_HEADER_SIZE, END_OF_SESSION_COUNT, HEADER_SIZE,
                                       HEARTBEAT_COUNT, SESSION_LENGTH)
 from rtl.common.axis import DATA_BYTES
@@ -119,12 +125,12 @@ FEED_COUNTERS = ("packets", "messages", "heartbeats", "end_of_session", "other_s
                  "passed", "jumps") + MALFORMED
 STREAM_COUNTERS = ("passed", "duplicates", "late", "gaps", "assumed_duplicates", "events_lost")
 
-EV_GAP = 1
-EV_FEED_STALE = 2
-EV_FEED_RECOVERED = 3
-EV_END_OF_SESSION = 4
-EVENT_NAMES = {EV_GAP: "gap", EV_FEED_STALE: "feed_stale", EV_FEED_RECOVERED: "feed_recovered",
-               EV_END_OF_SESSION: "end_of_session"}
+# The event kinds are those of the feed event record.
+EV_GAP = EVENT_GAP
+EV_FEED_STALE = EVENT_FEED_STALE
+EV_FEED_RECOVERED = EVENT_FEED_RECOVERED
+EV_END_OF_SESSION = EVENT_END_OF_SESSION
+EVENT_NAMES = {kind: RECORD_EVENT_NAMES[kind] for kind in SEQUENCER_EVENTS}
 
 # Where the block walk stopped.
 WALK_END = "end"     # exactly at the end of the packet
@@ -144,12 +150,24 @@ class SeqMessage(NamedTuple):
 
 
 class Event(NamedTuple):
-    """One entry of the event FIFO (``b`` is 0 where the kind has no second value)."""
+    """One entry of the event FIFO (``b`` is 0 where the kind has no second
+    value); ``lost_before``: events were lost to a full FIFO just before it."""
 
     kind: int
     feed: int
     a: int
     b: int = 0
+    lost_before: bool = False
+
+    def record(self):
+        """The event as a :data:`~host.feed.records.FEED_EVENT_DTYPE` record:
+        gap and feed stale carry (expected, received) in (``expected``,
+        ``seq``), the others their one sequence number in ``seq``."""
+        two_values = self.kind in (EV_GAP, EV_FEED_STALE)
+        return feed_event(self.kind, feed=self.feed,
+                          flags=EVENT_FLAG_LOST_BEFORE if self.lost_before else 0,
+                          seq=self.b if two_values else self.a,
+                          expected=self.a if two_values else 0)
 
 
 def walk_blocks(data: bytes) -> tuple[int, str]:
@@ -290,6 +308,7 @@ class MoldSeqModel:
         self.counters = {feed: dict.fromkeys(FEED_COUNTERS, 0) for feed in FEEDS}
         self.stream_counters = dict.fromkeys(STREAM_COUNTERS, 0)
         self.events: list[Event] = []
+        self.lost_pending = False
 
     # -- state the registers show ------------------------------------------------
     @property
@@ -413,11 +432,17 @@ class MoldSeqModel:
         self._count(self.stream_counters, "gaps")
         self._event(Event(EV_GAP, feed, expected, received))
 
+    def feed_events(self) -> list:
+        """Every event so far as the feed event stream carries it."""
+        return [event.record() for event in self.events]
+
     def _event(self, event: Event) -> None:
         if self.event_capacity is not None and len(self.events) >= self.event_capacity:
             self._count(self.stream_counters, "events_lost")
+            self.lost_pending = True
             return
-        self.events.append(event)
+        self.events.append(event._replace(lost_before=self.lost_pending))
+        self.lost_pending = False
 
     @staticmethod
     def _count(counts: dict[str, int], name: str, amount: int = 1) -> None:

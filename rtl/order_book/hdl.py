@@ -7,21 +7,26 @@ One event at a time runs through a small sequencer; each step is one cycle:
 ==============  ============================================================
 step            what happens
 ==============  ============================================================
-IDLE            take an event (``s_event_ready``) or a host command
-DECODE          locate -> slot (all slots compared at once); directory,
-                trading-state and trade events end here; read the
-                order table set of the reference
-ORDER           all ways of the set compared with the reference: book,
-                update or clear the order's way; read the slot's ladders
-LOAD            both ladders of the slot into the working registers
+IDLE            take an event (``s_event_ready``) or a host command; as
+                the event is taken its locate is looked up (all slots
+                compared at once) and the order-table set of its
+                reference and the ladders of that slot are read
+DECODE          directory, trading-state and trade events end here; all
+                ways of the set compared with the reference: book, update
+                or clear the order's way; the slot's ladders into the
+                working registers
+LOAD            only for an order booked on another locate's slot than
+                the event names: that slot's ladders, read in DECODE
 APPLY           add to / reduce one level of one side (one cycle)
 ORDER2, APPLY2  replace only: book the new reference, add its level
 FINISH          top levels changed?  degraded state changed?  flags;
-                write the ladders back, or go and refill a side
+                write the ladders back and load the first record into the
+                output register if it is free, or go and refill a side
 REFILL          scan every set, re-adding the orders beyond a side's
                 boundary (both sides in parallel), then FINISH again
-TRADE_OUT,      load a record into the output shift register (waits
-UPDATE_OUT      while the previous record is still going out)
+TRADE_OUT,      load a record the output was not free for, or the update
+UPDATE_OUT      that follows a trade (waits while the previous record is
+                still going out)
 ==============  ============================================================
 
 Storage: the order table is one memory of ``order_sets`` words, each holding
@@ -35,12 +40,19 @@ level or adds to / takes from its own shares -- so an insert or removal
 anywhere in the array is one cycle.  The host's commands and the start-up
 clearing of the order table walk all sets.
 
+Feed events: when FINISH finds that the slot's degraded state changed it
+pushes an ``EVENT_BOOK_DEGRADED`` (with the first reason the event caused)
+or ``EVENT_BOOK_RESTORED`` record (:mod:`host.feed.records`) into a
+:data:`~rtl.order_book.model.FEED_EVENT_QUEUE`-deep queue in front of
+``m_feed_event`` (:mod:`rtl.feed_path.status`); events never wait for it.
+
 Output: one 64-bit AXI-Stream; a record is loaded whole into a shift
 register and leaves one beat per cycle, ``tdest`` 0 for book updates (18
 beats), 1 for trades (7 beats).  From the cycle an add event is accepted to
 the first valid beat of its record is :data:`LATENCY_CYCLES` with the output
-free.  An order event takes :data:`EVENT_CYCLES` cycles plus one per record;
-an event of an untracked locate :data:`UNTRACKED_CYCLES`; a stream of events
+free.  An order event takes :data:`EVENT_CYCLES` cycles, its record
+included when the output is free (a trade's update follows the trade's
+beats); an event of an untracked locate :data:`UNTRACKED_CYCLES`; a stream of events
 that all change the top levels runs at one per 18 cycles, the length of a
 record on the 64-bit output.  A refill stalls events for about
 ``order_sets`` cycles.
@@ -52,30 +64,37 @@ from myhdl import (ConcatSignal, Signal, always, always_comb, always_seq, block,
 
 from host.book.records import (BOOK_UPDATE_DTYPE, DEPTH, FLAG_CROSSED, FLAG_NO_DIRECTORY,
                                FLAG_NOT_TRADING, FLAG_STALE, SIDE_BUY, SIDE_SELL, TRADE_DTYPE)
+from host.feed.records import (DEGRADE_REASONS, EVENT_BOOK_DEGRADED, EVENT_BOOK_RESTORED,
+                               FEED_EVENT_DTYPE)
 from rtl.common.axil import AxiLite
 from rtl.common.axis import DATA_WIDTH, AxiStream
 from rtl.common.events import (EV_ADD, EV_CANCEL, EV_DELETE, EV_DIRECTORY, EV_EXECUTE,
                                EV_EXECUTE_PRICE, EV_REPLACE, EV_TRADE, EV_TRADING_STATE,
                                EVENT_BITS, EventPort, field_slices)
+from rtl.feed_path.status import FeedEventPort, feed_event_queue
 from rtl.order_book.model import (CHAR_T, CHAR_Y, CMD_ASSIGN, CMD_CLEAR_DEGRADED, CMD_NONE,
                                   CMD_RELEASE, CMD_RESET_BOOK, COUNTERS, EVENT_KIND_NAMES,
-                                  FLAG_DEGRADED, TDEST_TRADE, TDEST_UPDATE, BookConfig)
+                                  FEED_EVENT_QUEUE, FLAG_DEGRADED, TDEST_TRADE, TDEST_UPDATE,
+                                  BookConfig)
 from rtl.regmap.hdl import RegisterPorts, regfile
 from rtl.regmap.map import ORDER_BOOK
 
 DEST_WIDTH = 1
 UPDATE_BEATS = BOOK_UPDATE_DTYPE.itemsize * 8 // DATA_WIDTH
 TRADE_BEATS = TRADE_DTYPE.itemsize * 8 // DATA_WIDTH
-# Accepted event -> first valid record beat, output free: DECODE, ORDER,
-# LOAD, APPLY, FINISH, UPDATE_OUT, output register.
-LATENCY_CYCLES = 7
+# Accepted event -> first valid record beat, output free: DECODE, APPLY,
+# FINISH (loads the record), output register.
+LATENCY_CYCLES = 4
 # Cycles from one accepted event to the next: an add, execute, cancel or
-# delete that emits nothing (IDLE, DECODE, ORDER, LOAD, APPLY, FINISH); one
-# more per record it emits while the output is free, two more for the new
-# order of a replace.  Records wait for the 18 beats of the one before.
-EVENT_CYCLES = 6
+# delete, whether it emits a record or not while the output is free (IDLE,
+# DECODE, APPLY, FINISH); two more for the new order of a replace, one more
+# for an order booked on another locate's slot than the event names.
+# Records wait for the 18 beats of the one before.
+EVENT_CYCLES = 4
 # An event of an untracked locate (IDLE, DECODE).
 UNTRACKED_CYCLES = 2
+# What a replace adds to both, for booking its new order (ORDER2, APPLY2).
+REPLACE_EXTRA_CYCLES = 2
 
 # Order-table way operations, written back to the set read before.
 WAY_KEEP, WAY_NEW, WAY_SHARES, WAY_CLEAR, WAY_PURGE, WAY_ZERO = range(6)
@@ -95,6 +114,11 @@ C_TABLE_FULL = COUNTERS.index("degraded_order_table_full")
 C_UNKNOWN_REF = COUNTERS.index("degraded_unknown_reference")
 C_LEVEL_MISSING = COUNTERS.index("degraded_level_missing")
 C_DEPTH = COUNTERS.index("degraded_depth")
+C_FEED_EVENTS_LOST = COUNTERS.index("feed_events_lost")
+# Degrade reason codes of the feed event record.
+WHY_TABLE_FULL, WHY_UNKNOWN_REF, WHY_LEVEL_MISSING, WHY_DEPTH = (
+    1 + DEGRADE_REASONS.index(name) for name in
+    ("order_table_full", "unknown_reference", "level_missing", "depth"))
 LAST_KIND = max(EVENT_KIND_NAMES)
 assert all(COUNTERS[kind - 1] == f"ev_{name}" for kind, name in EVENT_KIND_NAMES.items())
 
@@ -426,10 +450,11 @@ def _select(word, index, stride, offset, out):
 
 # ---- the block ---------------------------------------------------------------------
 @block
-def order_book(clk, rst, s_event: EventPort, m_axis: AxiStream, s_axil: AxiLite,
-               config: BookConfig = BookConfig()):
+def order_book(clk, rst, s_event: EventPort, m_axis: AxiStream, m_feed_event: FeedEventPort,
+               s_axil: AxiLite, config: BookConfig = BookConfig()):
     """The block's top level: events in on ``s_event``, records out on
-    ``m_axis``, registers on ``s_axil``."""
+    ``m_axis``, degraded/restored records on ``m_feed_event``, registers on
+    ``s_axil``."""
     if config.slots < 2:
         raise ValueError("the fabric book needs at least two slots")
     lay = Layout(config)
@@ -445,7 +470,7 @@ def order_book(clk, rst, s_event: EventPort, m_axis: AxiStream, s_axil: AxiLite,
                          "order_sets": n_sets})
 
     # ---- sequencer state and the event being worked on -------------------
-    t_state = enum("INIT", "IDLE", "CMD", "SWEEP_READ", "SWEEP_WRITE", "DECODE", "ORDER", "LOAD",
+    t_state = enum("INIT", "IDLE", "CMD", "SWEEP_READ", "SWEEP_WRITE", "DECODE", "LOAD",
                    "APPLY", "ORDER2", "APPLY2", "FINISH", "REFILL_START", "REFILL_SCAN",
                    "TRADE_OUT", "UPDATE_OUT")
     state = Signal(t_state.INIT)
@@ -482,14 +507,13 @@ def order_book(clk, rst, s_event: EventPort, m_axis: AxiStream, s_axil: AxiLite,
     e_stale = _bits(1)
     e_aux_low = e_aux(8, 0)
 
-    h_hit = _bits(1)          # the event's locate has a slot ...
-    h_slot = _bits(slb)       # ... this one
     t_slot = _bits(slb)       # the slot whose book the event changes
     op_valid, op_add, op_side, op_gone = _bits(1), _bits(1), _bits(1), _bits(1)
     op_price = _bits(32)
     op_amount = _bits(32)
     second = _bits(1)         # a replace still has its new order to book
-    lost_set = _bits(1)       # the event makes the slot lost
+    lost_set = _bits(1)       # the event makes the slot lost ...
+    lost_why = _bits(3)       # ... first for this reason (WHY_*)
     trade_pending = _bits(1)
     emit = _bits(1)
     refilled = _bits(1)
@@ -497,6 +521,9 @@ def order_book(clk, rst, s_event: EventPort, m_axis: AxiStream, s_axil: AxiLite,
     tr_side = _bits(8)
     tr_price = _bits(32)
     rec_flags = _bits(8)
+    record_flags = _bits(8)
+    finish_flags = _bits(8)
+    finish_emit = _bits(1)
     scan_set = _bits(setb)
     purge_all = _bits(1)
     purge_slot = _bits(slb)
@@ -516,8 +543,12 @@ def order_book(clk, rst, s_event: EventPort, m_axis: AxiStream, s_axil: AxiLite,
     cmd_slot_ok = _bits(1)
     cmd_idx = _bits(slb)
 
+    order_kind = _bits(1)     # the event finds its order by reference
+
     @always_comb
     def command_decode():
+        order_kind.next = e_kind == EV_EXECUTE or e_kind == EV_EXECUTE_PRICE or \
+            e_kind == EV_CANCEL or e_kind == EV_DELETE or e_kind == EV_REPLACE
         cmd_pending.next = cmd_toggle != seen_toggle
         cmd_slot_ok.next = cmd_slot < n_slots
         cmd_idx.next = cmd_slot[slb:]
@@ -586,7 +617,7 @@ def order_book(clk, rst, s_event: EventPort, m_axis: AxiStream, s_axil: AxiLite,
     new_side = _bits(1)
     new_entry = ConcatSignal(e_shares, e_price, new_side, new_slot, new_ref, intbv(1)[1:])
     new_shares = _bits(32)
-    fold_ref, fold_new = _bits(setb), _bits(setb)
+    fold_ref, fold_new, fold_in = _bits(setb), _bits(setb), _bits(setb)
     used_w = [_bits(1) for _ in range(n_ways)]
     hit_w = [_bits(1) for _ in range(n_ways)]
     purge_w = [_bits(1) for _ in range(n_ways)]
@@ -634,11 +665,14 @@ def order_book(clk, rst, s_event: EventPort, m_axis: AxiStream, s_axil: AxiLite,
     def set_index():
         a = intbv(0)[setb:]
         b = intbv(0)[setb:]
+        i = intbv(0)[setb:]
         for c in range(n_chunks):
             a[:] = a ^ ((e_ref >> (c * setb)) & set_mask)
             b[:] = b ^ ((e_new_ref >> (c * setb)) & set_mask)
+            i[:] = i ^ ((in_ref >> (c * setb)) & set_mask)
         fold_ref.next = a
         fold_new.next = b
+        fold_in.next = i
 
     @always_comb
     def ways_summary():
@@ -727,7 +761,7 @@ def order_book(clk, rst, s_event: EventPort, m_axis: AxiStream, s_axil: AxiLite,
     # ---- records ---------------------------------------------------------------
     update_parts = [
         (*_offset_bits(BOOK_UPDATE_DTYPE, "stock_locate"), t_locate),
-        (*_offset_bits(BOOK_UPDATE_DTYPE, "flags"), rec_flags),
+        (*_offset_bits(BOOK_UPDATE_DTYPE, "flags"), record_flags),
         (*_offset_bits(BOOK_UPDATE_DTYPE, "msg_index"), e_index),
         (*_offset_bits(BOOK_UPDATE_DTYPE, "seq"), e_seq),
         (*_offset_bits(BOOK_UPDATE_DTYPE, "timestamp"), e_ts),
@@ -790,12 +824,65 @@ def order_book(clk, rst, s_event: EventPort, m_axis: AxiStream, s_axil: AxiLite,
     def refill_decision():
         refill_go.next = refill_enable and (b_depth or a_depth) and not refilled
 
+    # ---- FINISH: what the event did to the slot ----------------------------------
+    fe_push, fe_lost = _bits(1), _bits(1)
+    fe_reason = _bits(8)
+    fe_kind = _bits(8)
+
+    @always_comb
+    def finish_state():
+        was = lost[t_slot] or depth[t_slot]
+        now = lost[t_slot] or lost_set or b_depth or a_depth
+        finish_emit.next = b_changed or a_changed or was != now
+        flags = intbv(0)[8:]
+        if now:
+            flags[:] = flags | FLAG_DEGRADED
+        if not_trading[t_slot]:
+            flags[:] = flags | FLAG_NOT_TRADING
+        if stale or e_stale:
+            flags[:] = flags | FLAG_STALE
+        if b_best_orders != 0 and a_best_orders != 0 and b_best_price >= a_best_price:
+            flags[:] = flags | FLAG_CROSSED
+        if not dir_seen[t_slot]:
+            flags[:] = flags | FLAG_NO_DIRECTORY
+        finish_flags.next = flags
+        # An update loaded in FINISH carries these flags, a later one the
+        # registered copy.
+        if state == t_state.FINISH:
+            record_flags.next = flags
+        else:
+            record_flags.next = rec_flags
+        # Feed events: the slot's degraded state changing.
+        fe_push.next = state == t_state.FINISH and not refill_go and was != now
+        if not now:
+            fe_kind.next = EVENT_BOOK_RESTORED
+            fe_reason.next = 0
+        elif lost_set:
+            fe_kind.next = EVENT_BOOK_DEGRADED
+            fe_reason.next = lost_why
+        else:
+            fe_kind.next = EVENT_BOOK_DEGRADED
+            fe_reason.next = WHY_DEPTH
+
+    fe_record = _record_word([
+        (*_offset_bits(FEED_EVENT_DTYPE, "kind"), fe_kind),
+        (*_offset_bits(FEED_EVENT_DTYPE, "reason"), fe_reason),
+        (*_offset_bits(FEED_EVENT_DTYPE, "stock_locate"), t_locate),
+        (*_offset_bits(FEED_EVENT_DTYPE, "msg_index"), e_index),
+        (*_offset_bits(FEED_EVENT_DTYPE, "seq"), e_seq),
+    ], 8 * FEED_EVENT_DTYPE.itemsize)
+    fe_queue = feed_event_queue(clk, rst, fe_push, fe_record, m_feed_event, fe_lost,
+                                FEED_EVENT_QUEUE)
+
     @always_comb
     def steer():
         s_event.ready.next = state == t_state.IDLE and not cmd_pending
         cam_key.next = e_locate
         if state == t_state.CMD:
             cam_key.next = cmd_locate
+        if state == t_state.IDLE:
+            # The event being taken: its slot and order-table set are read now.
+            cam_key.next = in_locate
         tbl_re.next = 0
         tbl_raddr.next = fold_ref
         tbl_we.next = 0
@@ -804,10 +891,10 @@ def order_book(clk, rst, s_event: EventPort, m_axis: AxiStream, s_axil: AxiLite,
         way_sel.next = 0
         lookup_ref.next = e_ref
         new_ref.next = e_ref
-        new_slot.next = h_slot
+        new_slot.next = cam_idx
         new_side.next = e_side
         lad_re.next = 0
-        lad_raddr.next = h_slot
+        lad_raddr.next = cam_idx
         lad_we.next = 0
         lad_waddr.next = t_slot
         lad_zero.next = 0
@@ -839,6 +926,13 @@ def order_book(clk, rst, s_event: EventPort, m_axis: AxiStream, s_axil: AxiLite,
             tbl_we.next = 1
             tbl_waddr.next = scan_set
             way_op.next = WAY_ZERO
+        elif state == t_state.IDLE:
+            # Whatever the event turns out to be, DECODE has the set of its
+            # reference and the ladders of its locate's slot.
+            if s_event.valid and not cmd_pending:
+                tbl_re.next = 1
+                tbl_raddr.next = fold_in
+                lad_re.next = 1
         elif state == t_state.CMD:
             if cmd_op == CMD_RESET_BOOK:
                 slots_clear.next = 1
@@ -860,7 +954,6 @@ def order_book(clk, rst, s_event: EventPort, m_axis: AxiStream, s_axil: AxiLite,
             tbl_waddr.next = scan_set
             way_op.next = WAY_PURGE
         elif state == t_state.DECODE:
-            tbl_re.next = 1
             if e_kind == EV_DIRECTORY:
                 sym_wdata.next = e_aux
                 if cam_hit:
@@ -876,25 +969,29 @@ def order_book(clk, rst, s_event: EventPort, m_axis: AxiStream, s_axil: AxiLite,
                     lad_zero.next = 1
                     sym_we.next = 1
                     sym_waddr.next = free_idx
-        elif state == t_state.ORDER:
-            if e_kind == EV_ADD:
-                if not any_hit:
-                    lad_re.next = 1
+            elif e_kind == EV_ADD:
+                if cam_hit and e_shares != 0 and not any_hit:
+                    load_work.next = 1
                     if any_free:
                         tbl_we.next = 1
                         way_op.next = WAY_NEW
                         way_sel.next = free_way
-            elif any_hit:
-                tbl_we.next = 1
-                way_sel.next = hit_way
-                if e_kind == EV_DELETE or e_kind == EV_REPLACE or e_shares >= hit_shares:
-                    way_op.next = WAY_CLEAR
-                else:
-                    way_op.next = WAY_SHARES
-                lad_re.next = 1
-                lad_raddr.next = hit_slot
-            elif h_hit:
-                lad_re.next = 1
+            elif order_kind:
+                if any_hit:
+                    tbl_we.next = 1
+                    way_sel.next = hit_way
+                    if e_kind == EV_DELETE or e_kind == EV_REPLACE or e_shares >= hit_shares:
+                        way_op.next = WAY_CLEAR
+                    else:
+                        way_op.next = WAY_SHARES
+                    if hit_slot == cam_idx:
+                        load_work.next = 1
+                    else:
+                        # The order is booked on another locate's slot.
+                        lad_re.next = 1
+                        lad_raddr.next = hit_slot
+                elif cam_hit:
+                    load_work.next = 1
         elif state == t_state.LOAD:
             load_work.next = 1
         elif state == t_state.APPLY or state == t_state.APPLY2:
@@ -916,6 +1013,11 @@ def order_book(clk, rst, s_event: EventPort, m_axis: AxiStream, s_axil: AxiLite,
         elif state == t_state.FINISH:
             if not refill_go:
                 lad_we.next = 1
+                # A record leaves straight from here when the output is free.
+                if trade_pending:
+                    out_load_trade.next = out_free
+                elif finish_emit:
+                    out_load_update.next = out_free
         elif state == t_state.REFILL_START:
             b_reset.next = refill_bid
             a_reset.next = refill_ask
@@ -1017,8 +1119,8 @@ def order_book(clk, rst, s_event: EventPort, m_axis: AxiStream, s_axil: AxiLite,
                 state.next = t_state.IDLE
 
         elif state == t_state.DECODE:
-            h_hit.next = cam_hit
-            h_slot.next = cam_idx
+            # The event's slot (CAM), its reference's order-table set and the
+            # slot's ladders were read as the event was taken.
             if e_kind >= 1 and e_kind <= LAST_KIND:
                 p[e_kind - 1] = 1
             else:
@@ -1056,20 +1158,10 @@ def order_book(clk, rst, s_event: EventPort, m_axis: AxiStream, s_axil: AxiLite,
                     p[C_UNTRACKED] = 1
                 elif e_shares == 0:
                     p[C_ZERO_SHARES] = 1
-                else:
-                    state.next = t_state.ORDER
-            elif e_kind == EV_EXECUTE or e_kind == EV_EXECUTE_PRICE or e_kind == EV_CANCEL or \
-                    e_kind == EV_DELETE or e_kind == EV_REPLACE:
-                state.next = t_state.ORDER
-
-        elif state == t_state.ORDER:
-            state.next = t_state.IDLE
-            if e_kind == EV_ADD:
-                if any_hit:
+                elif any_hit:
                     p[C_DUPLICATE] = 1
                 else:
-                    t_slot.next = h_slot
-                    state.next = t_state.LOAD
+                    t_slot.next = cam_idx
                     if any_free:
                         occupancy.next = occupancy + 1
                         if occupancy + 1 > occupancy_high:
@@ -1080,54 +1172,62 @@ def order_book(clk, rst, s_event: EventPort, m_axis: AxiStream, s_axil: AxiLite,
                         op_price.next = e_price
                         op_amount.next = e_shares
                         op_gone.next = 0
+                        state.next = t_state.APPLY
                     else:
                         lost_set.next = 1
+                        lost_why.next = WHY_TABLE_FULL
                         p[C_TABLE_FULL] = 1
-            elif any_hit:
-                t_slot.next = hit_slot
-                op_valid.next = 1
-                op_add.next = 0
-                op_side.next = hit_side
-                op_price.next = hit_price
-                state.next = t_state.LOAD
-                if e_kind == EV_DELETE or e_kind == EV_REPLACE:
-                    op_amount.next = hit_shares
-                    op_gone.next = 1
-                    occupancy.next = occupancy - 1
-                else:
-                    if e_shares > hit_shares:
-                        if e_kind == EV_CANCEL:
-                            p[C_OVER_CANCEL] = 1
-                        else:
-                            p[C_OVER_EXECUTION] = 1
-                    if e_shares >= hit_shares:
+                        state.next = t_state.FINISH
+            elif order_kind:
+                if any_hit:
+                    t_slot.next = hit_slot
+                    op_valid.next = 1
+                    op_add.next = 0
+                    op_side.next = hit_side
+                    op_price.next = hit_price
+                    if hit_slot == cam_idx:
+                        state.next = t_state.APPLY
+                    else:
+                        state.next = t_state.LOAD
+                    if e_kind == EV_DELETE or e_kind == EV_REPLACE:
                         op_amount.next = hit_shares
                         op_gone.next = 1
                         occupancy.next = occupancy - 1
                     else:
-                        op_amount.next = e_shares
-                        op_gone.next = 0
-                tr_side.next = SIDE_SELL if hit_side else SIDE_BUY
-                if e_kind == EV_EXECUTE:
-                    trade_pending.next = 1
-                    tr_kind.next = ord("E")
-                    tr_price.next = hit_price
-                elif e_kind == EV_EXECUTE_PRICE and e_aux_low == CHAR_Y:
-                    trade_pending.next = 1
-                    tr_kind.next = ord("C")
-                    tr_price.next = e_price
-                if e_kind == EV_REPLACE:
-                    if e_shares != 0:
-                        second.next = 1
-                    else:
-                        p[C_ZERO_SHARES] = 1
-            elif h_hit:
-                t_slot.next = h_slot
-                lost_set.next = 1
-                p[C_UNKNOWN_REF] = 1
-                state.next = t_state.LOAD
-            else:
-                p[C_UNTRACKED] = 1
+                        if e_shares > hit_shares:
+                            if e_kind == EV_CANCEL:
+                                p[C_OVER_CANCEL] = 1
+                            else:
+                                p[C_OVER_EXECUTION] = 1
+                        if e_shares >= hit_shares:
+                            op_amount.next = hit_shares
+                            op_gone.next = 1
+                            occupancy.next = occupancy - 1
+                        else:
+                            op_amount.next = e_shares
+                            op_gone.next = 0
+                    tr_side.next = SIDE_SELL if hit_side else SIDE_BUY
+                    if e_kind == EV_EXECUTE:
+                        trade_pending.next = 1
+                        tr_kind.next = ord("E")
+                        tr_price.next = hit_price
+                    elif e_kind == EV_EXECUTE_PRICE and e_aux_low == CHAR_Y:
+                        trade_pending.next = 1
+                        tr_kind.next = ord("C")
+                        tr_price.next = e_price
+                    if e_kind == EV_REPLACE:
+                        if e_shares != 0:
+                            second.next = 1
+                        else:
+                            p[C_ZERO_SHARES] = 1
+                elif cam_hit:
+                    t_slot.next = cam_idx
+                    lost_set.next = 1
+                    lost_why.next = WHY_UNKNOWN_REF
+                    p[C_UNKNOWN_REF] = 1
+                    state.next = t_state.FINISH
+                else:
+                    p[C_UNTRACKED] = 1
 
         elif state == t_state.LOAD:
             if op_valid:
@@ -1138,6 +1238,8 @@ def order_book(clk, rst, s_event: EventPort, m_axis: AxiStream, s_axil: AxiLite,
         elif state == t_state.APPLY:
             if (b_missing and not op_side) or (a_missing and op_side):
                 lost_set.next = 1
+                if not lost_set:
+                    lost_why.next = WHY_LEVEL_MISSING
                 p[C_LEVEL_MISSING] = 1
             if second:
                 state.next = t_state.ORDER2
@@ -1150,6 +1252,8 @@ def order_book(clk, rst, s_event: EventPort, m_axis: AxiStream, s_axil: AxiLite,
                 p[C_DUPLICATE] = 1
             elif not any_free:
                 lost_set.next = 1
+                if not lost_set:
+                    lost_why.next = WHY_TABLE_FULL
                 p[C_TABLE_FULL] = 1
             else:
                 occupancy.next = occupancy + 1
@@ -1177,32 +1281,27 @@ def order_book(clk, rst, s_event: EventPort, m_axis: AxiStream, s_axil: AxiLite,
                 p[C_REFILLS] = 1
                 state.next = t_state.REFILL_START
             else:
-                was = lost[t_slot] or depth[t_slot]
-                now = lost[t_slot] or lost_set or b_depth or a_depth
                 if (b_depth or a_depth) and not depth[t_slot]:
                     p[C_DEPTH] = 1
                 depth.next[t_slot] = b_depth or a_depth
                 if lost_set:
                     lost.next[t_slot] = 1
-                flags = intbv(0)[8:]
-                if now:
-                    flags[:] = flags | FLAG_DEGRADED
-                if not_trading[t_slot]:
-                    flags[:] = flags | FLAG_NOT_TRADING
-                if stale or e_stale:
-                    flags[:] = flags | FLAG_STALE
-                if b_best_orders != 0 and a_best_orders != 0 and b_best_price >= a_best_price:
-                    flags[:] = flags | FLAG_CROSSED
-                if not dir_seen[t_slot]:
-                    flags[:] = flags | FLAG_NO_DIRECTORY
-                rec_flags.next = flags
-                emit.next = b_changed or a_changed or was != now
+                rec_flags.next = finish_flags
+                emit.next = finish_emit
+                # The first record was loaded here if the output was free.
+                state.next = t_state.IDLE
                 if trade_pending:
-                    state.next = t_state.TRADE_OUT
-                elif b_changed or a_changed or was != now:
-                    state.next = t_state.UPDATE_OUT
-                else:
-                    state.next = t_state.IDLE
+                    if not out_free:
+                        state.next = t_state.TRADE_OUT
+                    else:
+                        p[C_TRADES] = 1
+                        if finish_emit:
+                            state.next = t_state.UPDATE_OUT
+                elif finish_emit:
+                    if not out_free:
+                        state.next = t_state.UPDATE_OUT
+                    else:
+                        p[C_BOOK_UPDATES] = 1
 
         elif state == t_state.REFILL_START:
             state.next = t_state.REFILL_SCAN
@@ -1231,11 +1330,14 @@ def order_book(clk, rst, s_event: EventPort, m_axis: AxiStream, s_axil: AxiLite,
                 else:
                     state.next = t_state.IDLE
 
-        elif state == t_state.UPDATE_OUT:
+        else:
+            # UPDATE_OUT; the state code no state uses cannot occur.
             if out_free:
                 p[C_BOOK_UPDATES] = 1
                 state.next = t_state.IDLE
 
+        if fe_lost:
+            p[C_FEED_EVENTS_LOST] = 1
         pulses.next = p
 
     # ---- registers ---------------------------------------------------------------
@@ -1286,4 +1388,5 @@ def order_book(clk, rst, s_event: EventPort, m_axis: AxiStream, s_axil: AxiLite,
     return (event_in, registers, slot_cells, cam, free, symbol_memory, slot_vectors, t_locate_mux,
             info_locate_mux, command_decode, way_cells, way_encoders, entry_muxes, set_index,
             ways_summary, table_memory, sides, ladder_memory, output_port, output_shift,
-            refill_decision, steer, advance, counters, status, slot_info, drives)
+            refill_decision, finish_state, fe_queue, steer, advance, counters, status,
+            slot_info, drives)

@@ -83,7 +83,15 @@ again or its last order beyond the boundary leaves.  A record is emitted
 when the top ``DEPTH`` levels of the slot changed *or* its degraded state
 changed, so the host always learns of both the start and the end of a
 degraded stretch; while a slot is not degraded its records are exactly the
-golden book's.
+golden book's.  Each such change also goes to the feed event stream
+(``host.feed.records``): ``EVENT_BOOK_DEGRADED`` with the first reason the
+message caused (``depth`` when it was only the depth), or
+``EVENT_BOOK_RESTORED``, with the slot's locate and the message's ``seq``
+and ``msg_index`` (:attr:`OrderBookModel.feed_events`).  The fabric queues
+them in front of the stream (:data:`FEED_EVENT_QUEUE` records); this model
+is a host that keeps up, so it never drops one (the block counts any it
+drops under ``feed_events_lost`` and flags the next).  A host command that
+clears a lost slot makes no event: the host did it.
 
 Flags: ``FLAG_NOT_TRADING`` from the slot's last Trading Action (H) event
 (a new slot counts as trading), ``FLAG_STALE`` from the ``stale`` control
@@ -111,6 +119,8 @@ import numpy as np
 from host.book.records import (BOOK_UPDATE_DTYPE, DEPTH, FLAG_CROSSED, FLAG_NO_DIRECTORY,
                                FLAG_NOT_TRADING, FLAG_STALE, SHARES_SATURATE, SIDE_BUY,
                                SIDE_SELL, TRADE_DTYPE)
+from host.feed.records import (DEGRADE_REASONS, EVENT_BOOK_DEGRADED, EVENT_BOOK_RESTORED,
+                               feed_event)
 from rtl.common.events import (EV_ADD, EV_CANCEL, EV_DELETE, EV_DIRECTORY, EV_EXECUTE,
                                EV_EXECUTE_PRICE, EV_REPLACE, EV_SYSTEM, EV_TRADE,
                                EV_TRADING_STATE, ITCH_EVENT_DTYPE)
@@ -134,7 +144,8 @@ CMD_CLEAR_DEGRADED = 3   # forget the slot's lost state
 CMD_RESET_BOOK = 4       # every slot released, order table emptied
 CMD_OPS = (CMD_NONE, CMD_ASSIGN, CMD_RELEASE, CMD_CLEAR_DEGRADED, CMD_RESET_BOOK)
 
-DEGRADE_REASONS = ("order_table_full", "unknown_reference", "level_missing", "depth")
+# Feed event records the block holds while the event stream is busy.
+FEED_EVENT_QUEUE = 4
 
 EVENT_KIND_NAMES = {
     EV_ADD: "add", EV_EXECUTE: "execute", EV_EXECUTE_PRICE: "execute_price",
@@ -156,6 +167,7 @@ COUNTERS = (
     "bad_command",
     "refills",
     *(f"degraded_{reason}" for reason in DEGRADE_REASONS),
+    "feed_events_lost",      # degraded/restored records dropped: the event stream was backed up
 )
 COUNTER_MASK = 0xFFFF_FFFF
 
@@ -363,6 +375,8 @@ class OrderBookModel:
         self.occupancy = 0
         self.occupancy_high = 0
         self.counters = dict.fromkeys(COUNTERS, 0)
+        self.feed_events: list = []
+        self._first_loss: str | None = None
 
     # -- host side -------------------------------------------------------------
     def command(self, op: int, slot: int = 0, locate: int = 0) -> None:
@@ -411,6 +425,7 @@ class OrderBookModel:
         """Apply one event (a row of ITCH_EVENT_DTYPE or a mapping); the
         records it produces, in output order."""
         self.event_stale = bool(_optional_field(event, "stale"))
+        self._first_loss = None
         kind = int(event["kind"])
         name = EVENT_KIND_NAMES.get(kind, "other")
         self._count(f"ev_{name}")
@@ -578,6 +593,8 @@ class OrderBookModel:
     def _lose(self, slot: Slot, reason: str) -> None:
         slot.lost = True
         self._count(f"degraded_{reason}")
+        if self._first_loss is None:
+            self._first_loss = reason
 
     @staticmethod
     def _snapshot(slot: Slot):
@@ -605,9 +622,21 @@ class OrderBookModel:
             self._count("degraded_depth")
         slot.depth = depth
         after = (slot.bids.top(), slot.asks.top(), slot.degraded)
+        if after[2] != before[2]:
+            self._feed_event(event, slot)
         if after != before:
             out.append(self._update(event, slot))
         return out
+
+    def _feed_event(self, event, slot: Slot) -> None:
+        if slot.degraded:
+            kind = EVENT_BOOK_DEGRADED
+            reason = 1 + DEGRADE_REASONS.index(self._first_loss or "depth")
+        else:
+            kind, reason = EVENT_BOOK_RESTORED, 0
+        self.feed_events.append(feed_event(kind, reason=reason, stock_locate=slot.locate,
+                                           msg_index=int(event["msg_index"]),
+                                           seq=int(event["seq"])))
 
     def _flags(self, slot: Slot) -> int:
         flags = FLAG_DEGRADED if slot.degraded else 0

@@ -76,12 +76,13 @@ def wide() -> Signal:
 
 
 class OptionPort:
-    """One option per valid/ready handshake: spot terms, parameter row, tag."""
+    """One option per valid/ready handshake: spot terms, parameter row, tag
+    (any width; it comes out unchanged with the option's results)."""
 
-    def __init__(self):
+    def __init__(self, tag_bits: int = TAG_BITS):
         self.valid = Signal(bool(0))
         self.ready = Signal(bool(0))
-        self.tag = Signal(intbv(0)[TAG_BITS:])
+        self.tag = Signal(intbv(0)[tag_bits:])
         self.is_put = Signal(bool(0))
         self.exponent = Signal(intbv(0, min=-(1 << (EXPONENT_BITS - 1)), max=1 << (EXPONENT_BITS - 1)))
         for name in OPTION_FIELDS:
@@ -89,33 +90,35 @@ class OptionPort:
 
 
 class ResultPort:
-    """One option's results per valid/ready handshake (formats: the model's)."""
+    """One option's results per valid/ready handshake (formats: the model's);
+    ``results`` names the ones the consumer wants (the datapath only carries
+    those to the output)."""
 
-    def __init__(self):
+    def __init__(self, tag_bits: int = TAG_BITS, results=RESULT_FIELDS):
         self.valid = Signal(bool(0))
         self.ready = Signal(bool(0))
-        self.tag = Signal(intbv(0)[TAG_BITS:])
-        for name in RESULT_FIELDS:
+        self.tag = Signal(intbv(0)[tag_bits:])
+        for name in results:
             setattr(self, name, word())
 
 
 class SpotPort:
     """A new reference price S (MONEY, > 0) of an underlying."""
 
-    def __init__(self):
+    def __init__(self, tag_bits: int = TAG_BITS):
         self.valid = Signal(bool(0))
         self.ready = Signal(bool(0))
-        self.tag = Signal(intbv(0)[TAG_BITS:])
+        self.tag = Signal(intbv(0)[tag_bits:])
         self.spot = word()
 
 
 class SpotTermsPort:
     """S with its terms: ln S (LOG), 1/m (PROB) and e, S = m 2**e."""
 
-    def __init__(self):
+    def __init__(self, tag_bits: int = TAG_BITS):
         self.valid = Signal(bool(0))
         self.ready = Signal(bool(0))
-        self.tag = Signal(intbv(0)[TAG_BITS:])
+        self.tag = Signal(intbv(0)[tag_bits:])
         self.spot = word()
         self.ln_spot = word()
         self.recip_m = word()
@@ -147,7 +150,7 @@ def _constant(clk, out, value):
 
 
 @block
-def _mul_round(clk, ce, a, b, out, shift, addend=None):
+def mul_round_stage(clk, ce, a, b, out, shift, addend=None):
     """out = round_half_up(a b / 2**shift) [+ addend], registered.  ``shift``
     is an int, or a signal holding shift - 1.  The low 64 bits of the result
     depend only on the low 65 bits of ``a b >> (shift - 1)``, so the rounding
@@ -345,7 +348,7 @@ def _rom(clk, ce, index, out, contents):
 
 
 @block
-def _leading_one(clk, ce, spot, top):
+def leading_one(clk, ce, spot, top):
     """Position of the highest set bit of a positive word."""
     found = Signal(intbv(0)[6:])
 
@@ -446,7 +449,7 @@ def _combine(clk, ce, is_put, asset_leg, cash_leg, delta_magnitude, rate_leg, ca
 
 # --- pipeline bookkeeping -------------------------------------------------
 
-class _Pipeline:
+class Pipeline:
     """Signals tagged with the stage they are valid at; operands are delayed
     to a common stage on demand (one delay chain per signal, shared)."""
 
@@ -509,7 +512,7 @@ class _Pipeline:
         if not isinstance(shift, int):
             shift = self.at(shift, stage)
         out = word()
-        self.later(_mul_round, self.clk, self.ce, aligned[0], aligned[1], out, shift,
+        self.later(mul_round_stage, self.clk, self.ce, aligned[0], aligned[1], out, shift,
                                          aligned[2] if addend is not None else None)
         return self.produced(stage, out)
 
@@ -550,7 +553,7 @@ class _Pipeline:
 def pricer_datapath(clk, rst, s_option: OptionPort, m_greeks: ResultPort):
     """The per-option pipeline (see the module docstring for the stage map)."""
     ce = Signal(bool(0))
-    pipe = _Pipeline(clk, ce)
+    pipe = Pipeline(clk, ce)
     src = {name: pipe.source(getattr(s_option, name)) for name in OPTION_FIELDS}
     is_put = pipe.source(s_option.is_put)
     exponent = pipe.source(s_option.exponent)
@@ -603,7 +606,8 @@ def pricer_datapath(clk, rst, s_option: OptionPort, m_greeks: ResultPort):
     assert last == LATENCY_CYCLES, f"pipeline depth {last}, LATENCY_CYCLES says {LATENCY_CYCLES}"
     results = dict(price=price, delta=delta, gamma=gamma, vega=vega, theta=theta, d1=d1, d2=d2)
     for name, sig in results.items():
-        pipe.later(_connect, pipe.at(sig, last), getattr(m_greeks, name))
+        if hasattr(m_greeks, name):
+            pipe.later(_connect, pipe.at(sig, last), getattr(m_greeks, name))
     tag_out = pipe.at(pipe.source(s_option.tag), last)
 
     taken = Signal(bool(0))
@@ -636,9 +640,9 @@ def spot_front(clk, rst, s_spot: SpotPort, m_terms: SpotTermsPort):
     2 m - 1 and e, 3 e ln 2, 3..7 LN and RECIP lookups, 8 ln S
     (:data:`SPOT_LATENCY_CYCLES`)."""
     ce = Signal(bool(0))
-    pipe = _Pipeline(clk, ce)
+    pipe = Pipeline(clk, ce)
     spot = pipe.source(s_spot.spot)
-    top = pipe.op(_leading_one, [spot], [Signal(intbv(0)[6:])])
+    top = pipe.op(leading_one, [spot], [Signal(intbv(0)[6:])])
     t = Signal(intbv(0)[TABLE_FRAC:])
     exponent = Signal(intbv(0, min=-(1 << (EXPONENT_BITS - 1)), max=1 << (EXPONENT_BITS - 1)))
     pipe.op(_normalize, [spot, top], [t, exponent])

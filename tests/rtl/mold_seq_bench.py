@@ -10,14 +10,16 @@ side and the bench, which runs in the simulator's Python, read the same thing.
 
 The second half runs inside the simulator.  ``stream_stimulus`` drives both
 inputs at once with cocotbext-axi sources (pausing them as asked), pulls the
-output with a random ``tready``, drains the event FIFO over AXI-Lite while it
-runs, and writes ``$ZYNQMM_RUN_DIR/observed.json``: every output message with
-its sideband and the cycle of its first beat, the cycle of every accepted
-input beat, the events, and every register.  The pytest side replays the
-inputs through the model in the order their last beats were accepted and
-compares.  ``registers_and_control`` checks the AXI-Lite face: build
-constants, a session set by software, event FIFO overflow and popping, the
-stale bit's clear, and ``hold``.
+output with a random ``tready``, takes the events as they come (feed event
+records off ``m_feed_event`` with a random ready of their own, or, with
+``event_port`` "axil", drained from the FIFO over AXI-Lite), and writes
+``$ZYNQMM_RUN_DIR/observed.json``: every output message with its sideband
+and the cycle of its first beat, the cycle of every accepted input beat, the
+events, and every register.  The pytest side replays the inputs through the
+model in the order their last beats were accepted and compares.
+``registers_and_control`` checks the AXI-Lite face: build constants, a
+session set by software, event FIFO overflow and popping, the stale bit's
+clear, ``hold``, and the switch between the two event faces.
 """
 from __future__ import annotations
 
@@ -52,6 +54,7 @@ class SeqStimulus:
     gap_cycles: int = 0              # idle cycles after each packet, per input
     offset_b: int = 0                # cycles B starts after A
     drain_events: bool = True
+    event_port: str = "stream"       # "stream": m_feed_event; "axil": the EVENT_* registers
     expected_messages: int = 0
     seed: int = 1
 
@@ -212,7 +215,7 @@ QUIET_CYCLES = 64
 
 
 class Bench(RegisterBench):
-    def __init__(self, dut, sink_pause: float = 0.0, seed: int = 1):
+    def __init__(self, dut, sink_pause: float = 0.0, seed: int = 1, event_stream: bool = True):
         from rtl.regmap.map import MOLD_SEQ
 
         quiet_drivers("mold_seq", ("s_axis_a", "s_axis_b", "s_axil"))
@@ -227,9 +230,12 @@ class Bench(RegisterBench):
         self.output_stalls = 0
         self.input_stalls = 0
         self.events_taken = 0
+        self.event_stream = event_stream
+        self.records: list[str] = []
+        self.record_rng = random.Random(seed + 13)
 
     async def start(self):
-        await start_and_reset(self.dut, idle_low=("m_axis_tready",))
+        await start_and_reset(self.dut, idle_low=("m_axis_tready", "m_feed_event_ready"))
         cocotb.start_soon(self._watch())
 
     async def _watch(self):
@@ -253,6 +259,10 @@ class Bench(RegisterBench):
                 else:
                     self.output_stalls += 1
             dut.m_axis_tready.value = int(self.rng.random() >= self.sink_pause)
+            if int(dut.m_feed_event_valid.value) and int(dut.m_feed_event_ready.value):
+                self.records.append(f"{int(dut.m_feed_event_data.value):048x}")
+            dut.m_feed_event_ready.value = int(self.event_stream and
+                                               self.record_rng.random() >= self.sink_pause)
 
     def _take_beat(self):
         dut = self.dut
@@ -276,9 +286,16 @@ class Bench(RegisterBench):
         await self.write("SESSION_CFG0", word >> 48)
         await self.write("SESSION_CFG1", (word >> 16) & 0xFFFFFFFF)
         await self.write("SESSION_CFG2", (word & 0xFFFF) << 16)
-        await self.write("CONTROL", 1)
+        await self.control(session_from_register=1)
 
-    async def pop_event(self) -> tuple[int, int, int, int] | None:
+    async def control(self, session_from_register: int = 0, hold: int = 0) -> None:
+        from rtl.regmap.driver import encode
+
+        await self.write("CONTROL", encode("mold_seq", "CONTROL",
+                                           session_from_register=session_from_register,
+                                           hold=hold, event_stream=int(self.event_stream)))
+
+    async def pop_event(self) -> tuple[int, int, int, int, bool] | None:
         if not (await self.read("EVENT_STATUS")) & 1:
             return None
         kind_word = await self.read("EVENT_KIND")
@@ -286,7 +303,7 @@ class Bench(RegisterBench):
         b = await self.read("EVENT_B_LO") | (await self.read("EVENT_B_HI")) << 32
         self.events_taken = (self.events_taken + 1) & 0xFF
         await self.write("EVENT_STATUS", self.events_taken << 24)
-        return kind_word & 0xF, (kind_word >> 8) & 1, a, b
+        return kind_word & 0xF, (kind_word >> 8) & 1, a, b, bool((kind_word >> 12) & 1)
 
     async def read_all(self) -> dict[str, int]:
         return {reg.name: await self.read(reg.name) for reg in self.registers.registers}
@@ -309,10 +326,13 @@ class Bench(RegisterBench):
 @cocotb.test()
 async def stream_stimulus(dut):
     stimulus = SeqStimulus.load(stimulus_path())
-    bench = Bench(dut, stimulus.sink_pause, stimulus.seed)
+    bench = Bench(dut, stimulus.sink_pause, stimulus.seed,
+                  event_stream=stimulus.event_port == "stream")
     await bench.start()
     if stimulus.session_cfg is not None:
         await bench.set_session(bytes.fromhex(stimulus.session_cfg))
+    elif not bench.event_stream:
+        await bench.control()
     for f, source in enumerate(bench.sources):
         if stimulus.source_pause:
             source.set_pause_generator(pauses(stimulus.source_pause, stimulus.seed + 11 * f))
@@ -330,7 +350,8 @@ async def stream_stimulus(dut):
 
     senders = [cocotb.start_soon(bench.send(f, stimulus.feed_packets(f), stimulus.gap_cycles,
                                             stimulus.offset_b if f else 0)) for f in range(2)]
-    drainer = cocotb.start_soon(drain()) if stimulus.drain_events else None
+    drainer = cocotb.start_soon(drain()) \
+        if stimulus.drain_events and not bench.event_stream else None
     for sender in senders:
         await sender
     beats = sum(len(h) // 2 // 8 + 3 for h, _ in stimulus.packets_a + stimulus.packets_b)
@@ -339,7 +360,8 @@ async def stream_stimulus(dut):
     while (quiet < QUIET_CYCLES or len(bench.messages) < stimulus.expected_messages) and \
             bench.cycle < limit:
         await RisingEdge(dut.clk)
-        busy = int(dut.m_axis_tvalid.value) or bench._message is not None
+        busy = int(dut.m_axis_tvalid.value) or bench._message is not None or \
+            int(dut.m_feed_event_valid.value)
         quiet = 0 if busy else quiet + 1
     done["inputs"] = True
     if drainer is not None:
@@ -351,6 +373,7 @@ async def stream_stimulus(dut):
         "messages": bench.messages,
         "beats": bench.beats,
         "events": events,
+        "records": bench.records,
         "registers": registers,
         "output_stalls": bench.output_stalls,
         "input_stalls": bench.input_stalls,
@@ -366,8 +389,14 @@ async def registers_and_control(dut):
                                     MoldSeqModel)
     from rtl.regmap.driver import decode
 
-    bench = Bench(dut)
+    from host.feed.records import record_word
+    from rtl.mold_seq.model import EV_FEED_RECOVERED, EV_FEED_STALE, Event
+
+    # The AXI-Lite face first: events wait in the FIFO.
+    bench = Bench(dut, event_stream=False)
     await bench.start()
+    assert decode("mold_seq", "CONTROL", await bench.read("CONTROL")) == \
+        {"session_from_register": 0, "hold": 0, "event_stream": 1}
     info = decode("mold_seq", "INFO", await bench.read("INFO"))
     assert info == {"buffer_beats": BUFFER_BEATS, "gap_table_entries": GAP_TABLE_ENTRIES,
                     "event_fifo_depth": EVENT_FIFO_DEPTH}, info
@@ -408,19 +437,29 @@ async def registers_and_control(dut):
         got.append(event)
     assert got == [tuple(e) for e in model.events], (got, model.events)
     assert sum(kind == EV_GAP for kind, *_ in got) == EVENT_FIFO_DEPTH - 1
+    # The first event kept after the losses says so (the FIFO is drained now).
+    model.events.clear()
+    after_loss = mold(OTHER_SESSION, 69, [b"A" * 36])
+    model.process(0, after_loss)
+    await bench.send(0, [(after_loss, False)], 0)
+    await ClockCycles(dut.clk, 40)
+    assert await bench.pop_event() == tuple(model.events[-1])
+    assert model.events[-1].lost_before and model.events[-1].kind == EV_GAP
 
     # Stale: set by the gaps; cleared by software, the next message is not stale.
     assert decode("mold_seq", "STATUS", await bench.read("STATUS"))["stream_stale"] == 1
     assert (bench.messages[-1]["tuser"][0] >> 81) & 1
     await bench.write("STATUS", 1 << 8)
     assert decode("mold_seq", "STATUS", await bench.read("STATUS"))["stream_stale"] == 0
-    await bench.send(0, [(mold(OTHER_SESSION, 68, [b"Sabcdefghijk"]), False)], 0)
+    await bench.send(0, [(mold(OTHER_SESSION, 70, [b"Sabcdefghijk"]), False)], 0)
     await ClockCycles(dut.clk, 40)
     assert not (bench.messages[-1]["tuser"][0] >> 81) & 1
-    assert bench.messages[-1]["tuser"][0] & ((1 << 64) - 1) == 68
+    assert bench.messages[-1]["tuser"][0] & ((1 << 64) - 1) == 70
+    # ... and it is where feed A's deliveries ended: A is contiguous again.
+    assert await bench.pop_event() == (EV_FEED_RECOVERED, 0, 70, 0, False)
 
     # Hold: nothing is taken while it is high, and the state starts afresh after.
-    await bench.write("CONTROL", 2)
+    await bench.control(hold=1)
     await ClockCycles(dut.clk, 4)
     status = decode("mold_seq", "STATUS", await bench.read("STATUS"))
     assert status["started"] == 0 and status["session_valid"] == 0, status
@@ -428,13 +467,23 @@ async def registers_and_control(dut):
     await bench.send(1, [(mold(SESSION, 500, [b"Sxyzxyzxyzxy"]), False)], 0)
     await ClockCycles(dut.clk, 40)
     assert len(bench.messages) == count_before
-    await bench.write("CONTROL", 0)
+    await bench.control()
     await ClockCycles(dut.clk, 40)
     assert len(bench.messages) == count_before + 1
     assert (await bench.read("NEXT_SEQ_LO"), await bench.read("NEXT_SEQ_HI")) == (501, 0)
     assert [await bench.read(f"SESSION{i}") for i in range(3)][0] == \
         int.from_bytes(SESSION.encode()[:4], "big")
-    assert await bench.read("COUNT_GAPS") == 20
+    assert await bench.read("COUNT_GAPS") == 21
+
+    # Back to the stream: B jumps, its events leave as records, the FIFO face stays empty.
+    bench.event_stream = True
+    await bench.control()
+    await bench.send(1, [(mold(SESSION, 505, [b"Sxyzxyzxyzxy"]), False)], 0)
+    await ClockCycles(dut.clk, 40)
+    assert bench.records == [f"{record_word(Event(kind, 1, 501, 505).record()):048x}"
+                             for kind in (EV_FEED_STALE, EV_GAP)], bench.records
+    status = decode("mold_seq", "EVENT_STATUS", await bench.read("EVENT_STATUS"))
+    assert status["event_valid"] == 0 and status["event_level"] == 0, status
 
     # Unmapped offsets answer SLVERR.
     from cocotbext.axi import AxiResp

@@ -5,13 +5,16 @@ plays the phases of ``$ZYNQMM_STIMULUS`` (host commands over AXI-Lite, each
 waited for, then events on ``s_event`` with random idle cycles, while the
 record sink applies random backpressure; the next phase starts once the
 block is idle and the output drained) and writes what came out to
-``$ZYNQMM_RUN_DIR/observed.json``: records with their ``tdest``, counters,
+``$ZYNQMM_RUN_DIR/observed.json``: records with their ``tdest``, the feed
+event records taken off ``m_feed_event`` (with a random ready), counters,
 occupancy, degraded slots, slot info, the cycle of every accepted event and
 of every record's first valid beat, and how many cycles a valid event
 waited.  The pytest side compares that with the model.
 ``register_access`` checks the register decode and the command handshake.
 """
 from __future__ import annotations
+
+import random
 
 import cocotb
 from cocotb.triggers import ClockCycles, RisingEdge
@@ -36,12 +39,22 @@ class Bench(RegisterBench):
         self.toggle = 0
         self.input = InputStamps(dut.s_event_valid, dut.s_event_ready)
         self.output = OutputStamps(dut.m_axis_tvalid, dut.m_axis_tready, dut.m_axis_tlast)
+        self.feed_events: list[str] = []
 
-    async def start(self):
-        await start_and_reset(self.dut, idle_low=("s_event_valid", "s_event_data"),
-                              settle_cycles=0)
+    async def start(self, feed_event_pause: float = 0.0, seed: int = 0):
+        await start_and_reset(self.dut, idle_low=("s_event_valid", "s_event_data",
+                                                  "m_feed_event_ready"), settle_cycles=0)
         cocotb.start_soon(stamp_cycles(self, self.input, self.output))
+        cocotb.start_soon(self._take_feed_events(feed_event_pause, seed))
         await self.wait_idle()
+
+    async def _take_feed_events(self, pause: float, seed: int) -> None:
+        dut, rng = self.dut, random.Random(seed)
+        while True:
+            await RisingEdge(dut.clk)
+            if int(dut.m_feed_event_valid.value) and int(dut.m_feed_event_ready.value):
+                self.feed_events.append(f"{int(dut.m_feed_event_data.value):048x}")
+            dut.m_feed_event_ready.value = int(rng.random() >= pause)
 
     async def wait_idle(self) -> None:
         for _ in range(10_000):
@@ -82,7 +95,7 @@ class Bench(RegisterBench):
                 packets.append(self.sink.recv_nowait())
             # Idle: no record going out and the block waiting for an event.
             busy = int(self.dut.m_axis_tvalid.value) or not int(self.dut.s_event_ready.value) \
-                or len(packets) < expected
+                or len(packets) < expected or int(self.dut.m_feed_event_valid.value)
             quiet = 0 if busy else quiet + 1
 
 
@@ -90,7 +103,7 @@ class Bench(RegisterBench):
 async def stream_stimulus(dut):
     stimulus = Stimulus.load(stimulus_path())
     bench = Bench(dut)
-    await bench.start()
+    await bench.start(stimulus.sink_pause, stimulus.seed + 2)
     await bench.write("CONTROL", encode("order_book", "CONTROL", auto_assign=int(stimulus.auto_assign),
                                         refill=int(stimulus.refill), stale=int(stimulus.stale)))
     if stimulus.sink_pause:
@@ -113,6 +126,7 @@ async def stream_stimulus(dut):
     observed = {
         "packets": [[int(p.tdest if isinstance(p.tdest, int) else p.tdest[0]),
                      bytes(p.tdata).hex()] for p in packets],
+        "feed_events": bench.feed_events,
         "counters": {name: await bench.read(f"COUNT_{name.upper()}") for name in COUNTERS},
         "occupancy": await bench.read("OCCUPANCY"),
         "occupancy_high": await bench.read("OCCUPANCY_HIGH"),

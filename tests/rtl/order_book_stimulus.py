@@ -28,6 +28,7 @@ from rtl.common.events import (EV_ADD, EV_CANCEL, EV_DELETE, EV_DIRECTORY, EV_EX
                                EV_EXECUTE_PRICE, EV_REPLACE, EV_SYSTEM, EV_TRADE,
                                EV_TRADING_STATE, ITCH_EVENT_DTYPE, pack_event,
                                unpack_event)
+from host.book.records import DEPTH
 from rtl.order_book.model import Output, order_set
 
 
@@ -262,6 +263,11 @@ def crafted_phases(config, seed: int = 1, host_assigns: bool = False) -> list:
         sc.add(EV_DELETE, 14, order_ref=r)
     sc.order(14, ref, 1, 95_000, 10)
     ref += 1
+    # New best bids: the side tracks DEPTH levels again (with refill off
+    # its depth degradation ends).
+    for k in range(DEPTH):
+        sc.order(14, ref, 0, 91_000 + 10 * k, 50)
+        ref += 1
     first = sc.take()
     # Phase 2 -- host commands, then trading on the changed slots.
     commands = [(CMD_CLEAR_DEGRADED, 2, 0), (CMD_RELEASE, 0, 0), (CMD_ASSIGN, 0, 77),

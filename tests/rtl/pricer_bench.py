@@ -48,9 +48,9 @@ def make_stimulus(count: int, seed: int, corners: bool = True) -> dict[str, np.n
     spots = np.array([spot_to_money(s) for s in sample.spot], dtype=np.int64)
     chains = [(spots[chain[0]], rows[chain]) for chain in _chains(sample.underlying)]
     if corners:
-        corner_rows = _corner_rows()
+        corners_at = corner_rows()
         for spot in (float(fx.SPOT_MIN), 1.0, 181.0, float(fx.SPOT_MAX) - 2.0 ** -40):
-            chains.append((fx.MONEY.from_real(spot), corner_rows))
+            chains.append((fx.MONEY.from_real(spot), corners_at))
     columns: dict[str, list] = {name: [] for name in INPUT_FIELDS + RESULTS}
     for spot, chain_rows in chains:
         ln_spot, recip_m, exponent = spot_terms(int(spot))
@@ -75,7 +75,7 @@ def _chains(underlying: np.ndarray) -> list[np.ndarray]:
     return [c for c in np.split(order, bounds) if len(c)]
 
 
-def _corner_rows() -> np.ndarray:
+def corner_rows() -> np.ndarray:
     """Every corner of the ranges the host admits: deep in and out of the money
     (d1 clamped, N saturated, phi underflowing), both rate signs, both kinds."""
     import itertools

@@ -1,27 +1,34 @@
 """The feed path's Verilog against its model, bit for bit, under cocotb: both
 feeds of a shipped capture driven at once, with tvalid gaps and record
-backpressure, and the end-to-end latency, all on one simulator build."""
+backpressure, the feed event stream (each source's records in the model's
+order, losses flagged and counted), and the end-to-end latency, all on one
+simulator build."""
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from host.feed.records import (EVENT_BOOK_DEGRADED, EVENT_BOOK_RESTORED, EVENT_END_OF_SESSION,
+                               EVENT_FEED_RECOVERED, EVENT_FEED_STALE, EVENT_FLAG_LOST_BEFORE,
+                               EVENT_GAP, FEED_EVENT_DTYPE)
 from rtl.common.axil import RESP_OKAY, RESP_SLVERR
 from rtl.feed_path.equivalence import capture_frames, feed_addresses, model_config
-from rtl.feed_path.hdl import LATENCY_CYCLES
-from rtl.feed_path.model import FEED_A, FEED_B, FeedPathModel, Frame
-from rtl.mold_seq.model import EV_GAP, Arrival
+from rtl.feed_path.hdl import (BOOK_LATENCY, DECODER_LATENCY, DELETE_PAYLOAD_BEATS,
+                               FILTER_LATENCY, LATENCY_CYCLES, SEQUENCER_LATENCY)
+from rtl.feed_path.model import FeedPathModel, Frame, by_source
+from rtl.mold_seq.model import EV_GAP
+from rtl.order_book.hdl import REPLACE_EXTRA_CYCLES, TRADE_BEATS
 from rtl.order_book.model import FLAG_STALE, split_outputs
-from rtl.regmap.driver import encode, register_offsets
 from rtl.regmap.map import MAP_VERSION
+from tests.rtl import latency
 from tests.rtl.conftest import TEST_BUILD_ID
+from tests.rtl.feed_path_stimulus import (FILTER_WINDOWS, assert_same_records, feed_event_session,
+                                          run_feed_path)
 
-BENCH = "tests.rtl.feed_path_bench"
 CAPTURES = Path(__file__).resolve().parents[2] / "captures"
-FILTER_WINDOWS = ("frame_filter", "frame_filter_b")
-UNMAPPED = 0x7000
 
 
 @pytest.fixture(scope="module")
@@ -41,69 +48,20 @@ def capture(name: str, count: int, error_every: int = 0):
     return model_config(addresses), frames
 
 
-def register_writes(config) -> list:
-    offsets = register_offsets()
-    writes = []
-    for window, table in zip(FILTER_WINDOWS, (config.filter_a, config.filter_b)):
-        for n, entry in enumerate(table):
-            writes.append((offsets[f"{window}.FILTER{n}_IP"], entry.dst_ip))
-            writes.append((offsets[f"{window}.FILTER{n}_PORT"], encode(
-                "frame_filter", f"FILTER{n}_PORT", **{f"filter{n}_port": entry.dst_port,
-                                                      f"filter{n}_enable": 1})))
-    writes.append((offsets["itch_decoder.CONTROL"],
-                   encode("itch_decoder", "CONTROL", pass_all_locates=int(config.pass_all_locates))))
-    return writes
+def observed_feed_events(observed: dict) -> list:
+    return [np.frombuffer(bytes.fromhex(h), FEED_EVENT_DTYPE)[0] for h in observed["feed_events"]]
 
 
-READS = ("system.BUILD_ID", "system.MAP_VERSION", "frame_filter.COUNT_FRAMES",
-         "frame_filter.COUNT_PASSED", "frame_filter.COUNT_FRAME_ERROR",
-         "frame_filter_b.COUNT_FRAMES", "frame_filter_b.COUNT_PASSED",
-         "frame_filter_b.COUNT_FRAME_ERROR", "mold_seq.COUNT_PASSED", "mold_seq.COUNT_DUPLICATES",
-         "mold_seq.COUNT_GAPS", "itch_decoder.COUNT_MESSAGES", "itch_decoder.COUNT_EVENTS",
-         "itch_decoder.COUNT_FEED_B", "order_book.COUNT_BOOK_UPDATES", "order_book.COUNT_TRADES",
-         "order_book.COUNT_DEGRADED_UNKNOWN_REFERENCE")
-
-
-def run(build, name: str, config, frames, releases, serial=False, source_pause=0.0,
-        sink_pause=0.0) -> tuple[dict, FeedPathModel, list]:
-    """Drive the frames, then replay the model on the payload arrivals the
-    run saw at the sequencer; return (observed, model, model records)."""
-    model = FeedPathModel(config)
-    payloads = [[], []]
-    for frame in frames:
-        payload = model.filter(frame)
-        if payload is not None:
-            payloads[frame.feed].append(payload)
-    offsets = register_offsets()
-    stimulus = {
-        "frames": [[f.feed, f.data.hex(), int(f.error), r] for f, r in zip(frames, releases)],
-        "writes": register_writes(config),
-        "reads": [[r, offsets[r]] for r in READS] + [["unmapped", UNMAPPED]],
-        "serial": serial, "source_pause": source_pause, "sink_pause": sink_pause, "seed": 7,
-        # Longer than an order-table refill scan, during which nothing moves.
-        "end_quiet_cycles": 3000,
-    }
-    run_dir = build.build_dir / "runs" / name
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "stimulus.json").write_text(json.dumps(stimulus))
-    build.run(BENCH, name, testcase="stream_stimulus",
-              extra_env={"ZYNQMM_STIMULUS": str(run_dir / "stimulus.json")})
-    observed = json.loads((run_dir / "observed.json").read_text())
-    for feed in (FEED_A, FEED_B):
-        assert len(observed["arrivals"][feed]) == len(payloads[feed]), f"feed {feed} payloads"
-    arrivals = [Arrival(feed, cycle, payload.data)
-                for feed in (FEED_A, FEED_B)
-                for cycle, payload in zip(observed["arrivals"][feed], payloads[feed])]
-    expected = model.run_arrivals(arrivals)
-    return observed, model, expected
-
-
-def assert_same_records(observed: dict, expected: list) -> None:
-    got = [(bytes.fromhex(data), dest) for data, dest in observed["records"]]
-    want = [(out.to_bytes(), [out.dest]) for out in expected]
-    assert len(got) == len(want), f"{len(got)} records out, model says {len(want)}"
-    for i, (g, w) in enumerate(zip(got, want)):
-        assert g == w, f"record {i}: rtl {g[0].hex()} dest {g[1]} != model {w[0].hex()} {w[1]}"
+def assert_same_feed_events(observed: dict, model: FeedPathModel) -> None:
+    """Each source's records in the model's order, nothing else, nothing lost."""
+    got = by_source(observed_feed_events(observed))
+    want = by_source(model.feed_events)
+    for source, g, w in zip(("sequencer", "book"), got, want):
+        assert [r.tobytes() for r in g] == [r.tobytes() for r in w], \
+            f"{source}: {len(g)} feed events out, model says {len(w)}"
+    regs = observed["registers"]
+    assert regs["mold_seq.COUNT_EVENTS_LOST"][0] == 0
+    assert regs["order_book.COUNT_FEED_EVENTS_LOST"][0] == 0
 
 
 def test_both_feeds_with_faults_gaps_and_backpressure_match_model(feed_path):
@@ -112,9 +70,11 @@ def test_both_feeds_with_faults_gaps_and_backpressure_match_model(feed_path):
     than a frame, so A and B frames are on their inputs at the same time."""
     config, frames = capture("day-faults-vlan.pcap", 2500, error_every=149)
     releases = [5 * i for i in range(len(frames))]
-    observed, model, expected = run(feed_path, "faults_backpressure", config, frames, releases,
-                                    source_pause=0.2, sink_pause=0.3)
+    observed, model, expected = run_feed_path(feed_path, "faults_backpressure", config, frames,
+                                              releases, source_pause=0.2, sink_pause=0.3,
+                                              event_pause=0.5)
     assert_same_records(observed, expected)
+    assert_same_feed_events(observed, model)
     regs = {name: value for name, (value, resp) in observed["registers"].items()}
     assert all(resp == RESP_OKAY for name, (_, resp) in observed["registers"].items()
                if name != "unmapped")
@@ -153,9 +113,10 @@ def test_stream_gap_marks_later_records_stale_as_model(feed_path):
     # messages.
     config, frames = capture("day-faults-vlan.pcap", GAP_FRAME + 100)
     releases = [5 * i for i in range(len(frames))]
-    observed, model, expected = run(feed_path, "stream_gap", config, frames, releases,
-                                    source_pause=0.1, sink_pause=0.2)
+    observed, model, expected = run_feed_path(feed_path, "stream_gap", config, frames, releases,
+                                              source_pause=0.1, sink_pause=0.2)
     assert_same_records(observed, expected)
+    assert_same_feed_events(observed, model)
     gaps = [(e.a, e.b) for e in model.sequencer.events if e.kind == EV_GAP]
     # Copies of both feeds racing can open gaps earlier (the later copy fills
     # them in late); the capture's own loss is among them.
@@ -167,26 +128,60 @@ def test_stream_gap_marks_later_records_stale_as_model(feed_path):
     assert list(stale) == list(updates["seq"] >= gaps[0][1])
 
 
-def test_latency_last_frame_byte_to_first_record_beat(feed_path):
-    """Frames one at a time into an idle path: from the cycle the frame's
-    last beat is accepted to the first beat of the record it causes."""
-    config, frames = capture("day-clean.pcap", 400)
-    observed, _, expected = run(feed_path, "latency", config, frames, [0] * len(frames),
-                                serial=True)
+def test_latency_is_the_blocks_latencies_and_beats(feed_path):
+    """One message per frame into an idle path (tests.rtl.latency): from the
+    input beat holding the message's last byte to the first beat of its
+    book update.  Inside the path every block shows its own documented
+    latency, for every message, and the Delete's total is LATENCY_CYCLES."""
+    samples = latency.feed_path_stages(feed_path)
+    assert {s["type"] for s in samples} == set("AFECXUD")
+    for sample in samples:
+        stage = {name: sample[end] - sample[start] for name, start, end in latency.BREAKDOWN}
+        assert (stage["frame_filter"], stage["mold_seq"], stage["itch_decoder"]) == \
+            (FILTER_LATENCY, SEQUENCER_LATENCY, DECODER_LATENCY), sample
+        # An execution's update waits for its trade record's beats, a
+        # replace books its new order too.
+        extra = {"E": TRADE_BEATS, "C": TRADE_BEATS, "U": REPLACE_EXTRA_CYCLES}
+        assert stage["order_book"] == BOOK_LATENCY + extra.get(sample["type"], 0), sample
+    figures = latency.feed_path(feed_path)
+    assert figures["feed_latency_cycles"] == LATENCY_CYCLES
+    assert sum(figures["feed_breakdown_cycles"].values()) == LATENCY_CYCLES
+    assert figures["feed_breakdown_cycles"]["payload_beats"] == DELETE_PAYLOAD_BEATS - 1
+    assert min(figures["feed_latency_by_type_cycles"].values()) == LATENCY_CYCLES
+
+
+# ---- the feed event stream on a crafted session ------------------------------------
+def test_feed_events_of_both_sources_match_model_and_losses_are_flagged(feed_path):
+    """The crafted session (``feed_event_session``) one frame at a time;
+    nobody takes feed events during the heartbeat storm, a slow taker
+    afterwards.  The storm's events
+    overflow the sequencer's queue: the ones kept come first, the rest are
+    counted as lost, and the next one kept says so.  Apart from that each
+    source's records are the model's, in order, and every kind occurs."""
+    config, frames, held = feed_event_session()
+    observed, model, expected = run_feed_path(feed_path, "feed_events", config, frames,
+                                              [0] * len(frames), serial=True, event_pause=0.5,
+                                              event_hold_frames=held)
     assert_same_records(observed, expected)
-    # Serial: every record comes from the last frame in before it.
-    inputs = sorted((cycle, feed, k) for feed, cycles in enumerate(observed["input_last"])
-                    for k, cycle in enumerate(cycles))
-    lengths = [[len(f.data) for f in frames if f.feed == feed] for feed in (FEED_A, FEED_B)]
-    samples = []
-    for first in observed["record_first"]:
-        cycle, feed, k = [i for i in inputs if i[0] < first][-1]
-        samples.append((first - cycle, lengths[feed][k]))
-    (feed_path.build_dir / "runs" / "latency" / "latency.json").write_text(json.dumps(samples))
-    assert len(samples) >= 10
-    assert min(latency for latency, _ in samples) == LATENCY_CYCLES, samples
-    # Idle path: the latency is a function of the frame alone.
-    by_length = {}
-    for latency, length in samples:
-        by_length.setdefault(length, set()).add(latency)
-    assert all(len(latencies) == 1 for latencies in by_length.values()), by_length
+    sequencer, book = by_source(observed_feed_events(observed))
+    want_sequencer, want_book = by_source(model.feed_events)
+    assert [r.tobytes() for r in book] == [r.tobytes() for r in want_book]
+    assert [(int(r["kind"]), int(r["reason"]), int(r["stock_locate"])) for r in book] == \
+        [(EVENT_BOOK_DEGRADED, 2, 7), (EVENT_BOOK_DEGRADED, 4, 8), (EVENT_BOOK_RESTORED, 0, 8)]
+    lost = observed["registers"]["mold_seq.COUNT_EVENTS_LOST"][0]
+    assert lost > 0 and observed["registers"]["order_book.COUNT_FEED_EVENTS_LOST"][0] == 0
+    kept = len(want_sequencer) - lost
+    assert len(sequencer) == kept
+    flagged = [i for i, r in enumerate(sequencer) if int(r["flags"]) & EVENT_FLAG_LOST_BEFORE]
+    assert len(flagged) == 1
+    first_after = flagged[0]
+    resumed = sequencer[first_after].copy()
+    resumed["flags"] = 0
+    assert [r.tobytes() for r in sequencer[:first_after]] == \
+        [r.tobytes() for r in want_sequencer[:first_after]]
+    assert [resumed.tobytes()] + [r.tobytes() for r in sequencer[first_after + 1:]] == \
+        [r.tobytes() for r in want_sequencer[first_after + lost:]]
+    # The queue held what it could while nobody took anything.
+    assert first_after >= 16
+    assert {int(r["kind"]) for r in sequencer} == {EVENT_GAP, EVENT_FEED_STALE,
+                                                   EVENT_FEED_RECOVERED, EVENT_END_OF_SESSION}

@@ -2,7 +2,9 @@
 
 Both inputs run at once.  The model replays each input's packets in the order
 their last beats were accepted (the block's documented arbitration), and the
-output messages with their sideband, the events and every register must match.
+output messages with their sideband, the events (as feed event records on
+``m_feed_event``, or through the AXI-Lite FIFO face) and every register must
+match.
 """
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ import json
 
 import pytest
 
+from host.feed.records import record_word
 from host.protocols.moldudp64 import encode_packet
 from rtl.common.message_stream import pack_sideband
 from rtl.mold_seq.hdl import LATENCY_CYCLES
@@ -79,7 +82,12 @@ def check_against_model(stimulus: SeqStimulus, observed: dict) -> Replay:
         # tkeep: whole beats, then one contiguous tail.
         assert set(g["keeps"]) <= {0xFF, (1 << ((len(want.data) - 1) % 8 + 1)) - 1}
     model = replay.model
-    assert [tuple(e) for e in observed["events"]] == [tuple(e) for e in model.events]
+    if stimulus.event_port == "stream":
+        assert observed["records"] == [f"{record_word(r):048x}" for r in model.feed_events()]
+        assert observed["events"] == []
+    else:
+        assert [tuple(e) for e in observed["events"]] == [tuple(e) for e in model.events]
+        assert observed["records"] == []
     regs = observed["registers"]
     for f, feed in enumerate(FEEDS):
         for name in FEED_COUNTERS:
@@ -116,6 +124,7 @@ def test_ab_feeds_with_every_fault_and_backpressure(mold_seq):
     assert all(counts[f][name] for f in FEEDS for name in ("other_session", "jumps", "passed"))
     assert all(counts["a"][r] + counts["b"][r] for r in MALFORMED_EXPECTED), counts
     assert any(e.kind == 3 for e in replay.model.events), "no feed recovered"
+    assert {e.kind for e in replay.model.events} == {1, 2, 3, 4}
     assert observed["output_stalls"] > 0
 
 
@@ -127,9 +136,10 @@ MALFORMED_EXPECTED = ("frame_error", "oversize", "truncated", "bad_field", "bloc
 def test_generated_market_day_window(mold_seq, generated_day):
     """The busiest stretch of a generated day with injected faults (drops,
     repeats, reorders on each feed), each feed on its own input as the frame
-    filter delivers it."""
+    filter delivers it; events drained over AXI-Lite while it runs."""
     a, b = generated_day
-    stimulus = SeqStimulus.of(a, b, source_pause=0.1, sink_pause=0.2, seed=4)
+    stimulus = SeqStimulus.of(a, b, source_pause=0.1, sink_pause=0.2, seed=4,
+                              event_port="axil")
     observed = run_stimulus(mold_seq, "market_day", stimulus)
     replay = check_against_model(stimulus, observed)
     counts = replay.model.counters

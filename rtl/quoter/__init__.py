@@ -1,0 +1,3 @@
+"""Quoter: theoretical values in, two-sided quotes out.  ``model`` is its
+specification, ``hdl`` the MyHDL, ``stream`` the quote word it hands the
+risk gate."""
