@@ -117,6 +117,14 @@ def _pricer_chain(ident: int):
 
     return elaborate(ChainConfig())
 
+def _fabric(ident: int):
+    from rtl.fabric.hdl import ADDR_WIDTH, DEST_WIDTH, fabric
+
+    clk, rst = _clock_and_reset()
+    return fabric(clk, rst, AxiStream(), AxiStream(), AxiStream(DEST_WIDTH), AxiLite(ADDR_WIDTH),
+                  ident)
+
+
 BLOCKS: dict[str, BlockTop] = {
     "system": BlockTop("system_registers", _system),
     "frame_filter": BlockTop("frame_filter", _frame_filter),
@@ -129,6 +137,7 @@ BLOCKS: dict[str, BlockTop] = {
     "risk_gate": BlockTop("risk_gate", _risk_gate),
     "pricer_chain": BlockTop("pricer_chain", _pricer_chain),
     "quote_path": BlockTop("quote_path", _quote_path),
+    "fabric": BlockTop("fabric", _fabric),
 }
 
 

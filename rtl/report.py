@@ -33,6 +33,7 @@ MEASUREMENTS: tuple[str, ...] = (
     "tests.rtl.latency:feed_path",
     "tests.rtl.pricer_chain_bench:measure",
     "tests.rtl.quote_path_bench:measure",
+    "tests.rtl.fabric_bench:measure",
 )
 
 CLOCKS_MHZ = {family: mhz for family, (_, mhz) in FAMILIES.items()}
