@@ -20,9 +20,10 @@ BUILD_TCL = OVERLAY_TCL_DIR / "build.tcl"
 DRYRUN_TCL = OVERLAY_TCL_DIR / "dryrun.tcl"
 TCL_FILES = tuple(sorted(OVERLAY_TCL_DIR.glob("*.tcl")))
 
-# The fabric's top level in the block design: the whole feed path, which
-# instantiates the other blocks (MyHDL writes them into the one file).
-FABRIC_BLOCK = "feed_path"
+# The fabric's top level in the block design: the whole fabric (feed path,
+# chain pricer, quoter, risk gate), which instantiates the other blocks
+# (MyHDL writes them into the one file).
+FABRIC_BLOCK = "fabric"
 
 
 def fabric_sources() -> list[Path]:

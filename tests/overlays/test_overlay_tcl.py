@@ -46,9 +46,9 @@ def test_dry_run_records_the_board_design(name, tmp_path):
     ip = set(record.ip_cells().values())
     assert EXPECTED_IP[name] <= ip and not ip & NOT_EXPECTED_IP[name]
     assert {"xilinx.com:ip:axi_dma", "xilinx.com:ip:smartconnect"} <= ip
-    assert record.module_references() == {"fabric": "feed_path"}
-    assert [Path(p) for p in record.files_added() if p.endswith("feed_path.v")] == fabric_sources()
-    assert fabric_sources()[0].parent.name == "feed_path"
+    assert record.module_references() == {"fabric": "fabric"}
+    assert [Path(p) for p in record.files_added() if p.endswith("/fabric.v")] == fabric_sources()
+    assert fabric_sources()[0].parent.name == "fabric"
     assert record.files_added("constrs_1") == [str(board.constraints)]
     assert record.part() == board.part
     assert dry_run_problems(board, record) == []
