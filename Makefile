@@ -69,4 +69,5 @@ clean: ## remove generated files (keeps .venv)
 
 include mk/rtl.mk
 include mk/replay.mk
+include mk/synth.mk
 include mk/overlay.mk
