@@ -11,6 +11,8 @@ Pieces, each usable on its own:
 * :mod:`host.replay.capture` -- tcpdump captures of feed and order entry,
   OUCH requests and answers read back from them;
 * :mod:`host.replay.expected` -- the model backend's run on the same frames;
+* :mod:`host.replay.stamps` -- the model on another fabric's timing (the
+  RTL backend's stamp of every book record), so rate windows decide alike;
 * :mod:`host.replay.match` -- orders against the expected run (the rule
   is in that module's docstring), tick-to-order latency;
 * :mod:`host.replay.report` -- summary.json, plots and an HTML page;

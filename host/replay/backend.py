@@ -7,9 +7,12 @@ wraps the backend's fabric and notes when each frame was pushed, so the
 tick-to-order latency of the software path is the time a request was
 written to the socket (the trigger's ``sent_ns``) minus the push time of
 the frame that carried its triggering message, both on the monotonic
-clock.  The exchange simulator has no option market, so nothing trades and
-positions stay zero.  At the end the appliance is killed (kill pulls and a
-Mass Cancel) as ``zynqmm run`` does when it stops.
+clock.  On the RTL backend it also keeps the simulated fabric's stamp of
+every book record (:attr:`BackendRun.record_cycles`): the expected run
+takes them, so its risk gate sees the same timing.  The exchange simulator
+has no option market, so nothing trades and positions stay zero.  At the
+end the appliance is killed (kill pulls and a Mass Cancel) as ``zynqmm
+run`` does when it stops.
 
 There is no wire here: ``orders.pcap`` is written from the journal
 (:func:`journal_to_pcap`), SoupBinTCP framing rebuilt around each request
@@ -77,6 +80,13 @@ class TimedFabric(Fabric):
     def close(self) -> None:
         self.inner.close()
 
+    @property
+    def record_cycles(self) -> list[int] | None:
+        """The stamp the fabric gave each book record when it has a clock of
+        its own (the RTL backend), else None (the model stamps from arrival
+        times, as the expected run does)."""
+        return getattr(self.inner, "record_cycles", None)
+
 
 def open_backend(backend: str, config: AppConfig) -> TimedFabric:
     try:
@@ -94,6 +104,7 @@ class BackendRun:
     push_ns: array.array
     summary: dict = field(default_factory=dict)
     seconds: float = 0.0
+    record_cycles: list[int] | None = None    # the fabric's book-record stamps (rtl)
 
 
 async def _run(capture: Path, config: AppConfig, locates: dict[str, int], fabric: TimedFabric,
@@ -122,7 +133,7 @@ async def _run(capture: Path, config: AppConfig, locates: dict[str, int], fabric
         await appliance.close()
         await server.shutdown(timeout=0.5)
     return BackendRun(fabric.backend, state_dir / JOURNAL_NAME, fabric.push_ns, summary,
-                      time.perf_counter() - started)
+                      time.perf_counter() - started, fabric.record_cycles)
 
 
 def run_backend(capture: str | Path, config: AppConfig, locates: dict[str, int], backend: str,

@@ -99,8 +99,9 @@ def register(subparsers) -> None:
                    help="feed packets in the --burst-window-us before a tick that make it a burst")
     p.add_argument("--burst-window-us", type=float, default=1000.0)
     p.add_argument("--also-rtl", action="store_true",
-                   help="backend mode: also run the RTL backend on the first --rtl-packets "
-                        "frames and require the same orders")
+                   help="backend mode: also run the appliance on the RTL backend over the "
+                        "first --rtl-packets frames and require the same orders and end state "
+                        "as the model on the simulated fabric's timing")
     p.add_argument("--rtl-packets", type=int, default=400)
     p.add_argument("--report", type=Path, help="write summary.json, index.html, plots, "
                    "feed.pcap and orders.pcap here")
@@ -166,7 +167,9 @@ def _print(summary: dict, as_json: bool) -> None:
         table.add_row("first divergence", summary["first_divergence"].get("detail", ""))
     if summary.get("rtl"):
         rtl = summary["rtl"]
-        table.add_row("rtl", rtl.get("skipped") or f"match {rtl.get('match')}")
+        table.add_row("rtl", rtl.get("skipped") or (
+            f"{'MATCH' if rtl.get('match') else 'DIVERGED'}: {rtl.get('orders')} orders "
+            f"({rtl.get('matched_orders')} matched) on {rtl.get('packets')} packets"))
     Console().print(table)
 
 
@@ -189,7 +192,8 @@ def replay_command(args) -> int:
     summary, status = replay(options)
     _print(summary, args.json)
     if args.report and "error" not in summary:
-        print(f"report: {args.report / 'index.html'}")
+        # stdout stays one JSON document with --json
+        print(f"report: {args.report / 'index.html'}", file=sys.stderr if args.json else sys.stdout)
     return status
 
 

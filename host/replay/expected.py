@@ -19,17 +19,23 @@ become records does: the gate's rate limit counts fabric cycles.  The
 matching rule (:mod:`host.replay.match`) therefore judges each order
 against its trigger's word, and uses the records only where the timing is
 provably the same (:meth:`ExpectedRun.rate_sensitive_options`).
+
+Against the RTL backend the timing is made the same: the run takes the
+simulated fabric's own stamp of every book record (``record_cycles``, see
+:mod:`host.replay.stamps`) instead of the capture's timestamps, so its
+gate decides every rate window exactly as the simulated one did.
 """
 from __future__ import annotations
 
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 
 from host.quoting.records import KIND_CANCEL, KIND_QUOTE, SIDE_ASK, SIDE_BID
+from host.replay.stamps import StampedModelFabric
 from host.runtime.chains import Universe, build_universe
 from host.runtime.config import AppConfig
 from host.runtime.directory import stock_locates
@@ -118,14 +124,19 @@ class ExpectedRun:
 
 def run_expected(capture: str | Path, config: AppConfig, *, locates: dict[str, int] | None = None,
                  directory: str | Path | None = None,
-                 progress: Callable[[int], None] | None = None) -> ExpectedRun:
+                 progress: Callable[[int], None] | None = None,
+                 record_cycles: Sequence[int] | None = None) -> ExpectedRun:
     """The model fabric over every frame of ``capture`` (both feeds, in
-    capture order), stamped with the capture's timestamps."""
+    capture order), stamped with the capture's timestamps, or with
+    ``record_cycles`` (one per book record, the stamps of the fabric under
+    test) when given; then a :class:`~host.replay.stamps.StampError` says
+    the two fabrics did not send the same number of book records."""
     if locates is None:
         locates = stock_locates(directory or capture, config.underlyings())
     universe = build_universe(config.chains, locates)
     core_mhz = CORE_MHZ[config.appliance.board]
-    fabric = ModelFabric(core_mhz)
+    fabric = (ModelFabric(core_mhz) if record_cycles is None
+              else StampedModelFabric(record_cycles, core_mhz))
     fabric.load(fabric_config(config, universe))
     model = fabric.model
     gate = model.gate
@@ -169,6 +180,8 @@ def run_expected(capture: str | Path, config: AppConfig, *, locates: dict[str, i
                 progress(1)
     finally:
         gate.process = process
+    if record_cycles is not None:
+        fabric.check_all_used()
     run.counters = fabric.counters()
     return run
 
@@ -180,7 +193,7 @@ def _ruled(gate, word: dict, stamp_ns: int) -> Word:
     for side, name in ((SIDE_BID, "bid_price"), (SIDE_ASK, "ask_price")):
         # The gate's own side rules, so the expected sides are the
         # specification's and not a second copy of it.
-        if sides & side and gate._side_reason(side, word[name], word["theo_qp"], entry) is not None:
+        if sides & side and gate.side_reason(side, word[name], word["theo_qp"], entry) is not None:
             sides &= ~side
     return Word(
         option_id=int(word["option_id"]), underlying=int(word["underlying"]), sides=sides,

@@ -185,7 +185,8 @@ def _backend(o: ReplayOptions, source: ReplaySource, backend: str, config, out: 
     records = read_journal(run.journal)
     journal_to_pcap(records, out / "orders.pcap")
     summary, status, result, expected = _judge(o, config, feed_pcap, records, locates,
-                                               push_ns=run.push_ns)
+                                               push_ns=run.push_ns,
+                                               record_cycles=run.record_cycles)
     summary["send"] = {"destination": f"backend:{backend}", "timing": o.timing.describe(),
                        "packets": written["packets"], "seconds": round(run.seconds, 6),
                        "packets_per_second": round(written["packets"] / run.seconds, 1)
@@ -195,15 +196,18 @@ def _backend(o: ReplayOptions, source: ReplaySource, backend: str, config, out: 
         "frames", "messages", "quotes", "cancels", "requests", "risk_events", "deferred",
         "quote_to_wire_us")}
     if o.also_rtl:
-        summary["rtl"] = _rtl_check(o, config, feed_pcap, locates, out)
+        summary["rtl"] = _rtl_check(o, config, appliance_config, feed_pcap, locates, out)
         if summary["rtl"].get("match") is False:
             status = EXIT_DIVERGED
     summary["_requests"], summary["_expected"] = result.requests, expected
     return summary, status
 
 
-def _rtl_check(o: ReplayOptions, config, feed_pcap: Path, locates, out: Path) -> dict:
-    """The RTL backend on the first ``rtl_packets`` frames; the same rule."""
+def _rtl_check(o: ReplayOptions, config, appliance_config, feed_pcap: Path, locates,
+               out: Path) -> dict:
+    """The same appliance on the RTL backend over the first ``rtl_packets``
+    frames, judged by the same rule against the model run on those frames
+    with the simulated fabric's timing (see :mod:`host.replay.stamps`)."""
     from host.pcap.reader import iter_packets
     from host.pcap.writer import PcapWriter
     from host.replay.backend import BackendUnavailable, run_backend
@@ -211,19 +215,24 @@ def _rtl_check(o: ReplayOptions, config, feed_pcap: Path, locates, out: Path) ->
 
     short = out / "rtl" / "feed.pcap"
     short.parent.mkdir(parents=True, exist_ok=True)
+    packets = 0
     with PcapWriter(short) as writer:
-        for n, packet in enumerate(iter_packets(feed_pcap)):
-            if n >= o.rtl_packets:
+        for packet in iter_packets(feed_pcap):
+            if packets >= o.rtl_packets:
                 break
             writer.write(packet.ts_ns, packet.data)
+            packets += 1
     try:
-        run = run_backend(short, config, locates, "rtl", out / "rtl" / "state", speed=None)
+        run = run_backend(short, appliance_config, locates, "rtl", out / "rtl" / "state",
+                          speed=None)
     except BackendUnavailable as exc:
         return {"skipped": f"RTL check skipped: {exc}"}
     records = read_journal(run.journal)
-    summary, _, _, _ = _judge(o, config, short, records, locates, push_ns=run.push_ns)
+    summary, _, _, _ = _judge(o, config, short, records, locates, push_ns=run.push_ns,
+                              record_cycles=run.record_cycles)
     return {k: summary[k] for k in ("orders", "matched_orders", "match", "first_divergence",
-                                     "divergences", "final_state")} | {"packets": o.rtl_packets}
+                                     "divergences", "final_state", "expected")} | {
+        "packets": packets, "seconds": round(run.seconds, 3)}
 
 
 # -- network mode ----------------------------------------------------------------------------
@@ -322,14 +331,31 @@ def _wire_fidelity(feed_pcap: Path, send: SendResult) -> dict:
 
 # -- judging -------------------------------------------------------------------------------------
 def _judge(o: ReplayOptions, config, feed_pcap: Path, records, locates, *, push_ns=None,
-           wire_requests=None, feed_from_capture: bool = True):
+           record_cycles=None, wire_requests=None, feed_from_capture: bool = True):
+    """``push_ns``: the backend's push times (backend mode; the appliance's
+    fabric took the frames with the expected run's own timing, so rate
+    windows are judged exactly); ``record_cycles``: the RTL backend's stamp
+    of every book record, which the expected run takes instead of the
+    capture's times."""
     from host.replay.expected import run_expected, summarize_records
     from host.replay.match import FeedIndex, divergence_context, match_orders
+    from host.replay.stamps import StampError
     from host.runtime.quotes import TRIGGER, Trigger
 
+    jitter_ns = None if push_ns is not None else round(o.jitter_ms * 1e6)
+    stamp_problem = None
     with _progress(o.quiet) as progress:
         advance = _advance(progress, "expected (model)", None)
-        expected = run_expected(feed_pcap, config, locates=locates, progress=advance)
+        try:
+            expected = run_expected(feed_pcap, config, locates=locates, progress=advance,
+                                    record_cycles=record_cycles)
+        except StampError as exc:
+            # The fabric under test sent other book records than the model:
+            # a divergence by itself.  The orders are still judged, on the
+            # capture's timing, with the rate windows excused.
+            stamp_problem = str(exc)
+            expected = run_expected(feed_pcap, config, locates=locates)
+            jitter_ns = round(o.jitter_ms * 1e6)
     seqs = set()
     for record in records:
         if record.kind == TRIGGER:
@@ -344,9 +370,13 @@ def _judge(o: ReplayOptions, config, feed_pcap: Path, records, locates, *, push_
         feed = FeedIndex.from_capture(feed_pcap, seqs)
     result = match_orders(
         expected, records, wire_requests=wire_requests, feed=feed, sent_clock=push_ns is not None,
-        jitter_ns=None if push_ns is not None else round(o.jitter_ms * 1e6),
-        burst_window_ns=round(o.burst_window_us * 1000), burst_packets=o.burst_packets)
+        jitter_ns=jitter_ns, burst_window_ns=round(o.burst_window_us * 1000),
+        burst_packets=o.burst_packets)
+    if stamp_problem is not None:
+        result.divergences.insert(0, {"kind": "fabric_records", "detail": stamp_problem})
     summary = result.summary()
+    if stamp_problem is not None:
+        summary["divergences"] += 1
     summary["expected"] = {"frames": expected.frames, "words": len(expected.words),
                            "repeated_word_keys": expected.repeated_keys,
                            **summarize_records(expected.records),

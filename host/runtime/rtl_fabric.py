@@ -17,6 +17,12 @@ map's offsets, frames into the feed inputs, records off the host stream.
   right after its record).  ``arrival_ns`` is not used: the fabric stamps
   records with its own cycle counter, here the simulated one, so the risk
   gate's rate windows see the simulation's pace, not the capture's.
+* :attr:`RtlFabric.record_cycles` is that pace, exactly: the ingress stamp
+  the pricer gave every book record since the last load, in record order
+  (read inside the simulated fabric by the server).  The model stamped with
+  the same values (:class:`host.replay.stamps.StampedModelFabric`) decides
+  every rate window as the simulated fabric did, which is how a run on this
+  backend is compared with the model.
 * Records come back whole, ``tdest`` saying which layout each has
   (:mod:`rtl.fabric.hdl`); :meth:`RtlFabric.poll` hands them over as a
   :class:`~rtl.fabric.model.FabricOutput`.  A record of the wrong length,
@@ -33,22 +39,17 @@ import logging
 from contextlib import contextmanager
 from typing import Iterable
 
-import numpy as np
-
-from host.book.records import BOOK_UPDATE_DTYPE, TRADE_DTYPE
-from host.feed.records import FEED_EVENT_DTYPE
-from host.quoting.records import QUOTE_DTYPE
-from host.runtime.fabric import Fabric, FabricError
-from host.runtime.registers import FabricRegisters, RegisterConfigError, counter_registers
+from host.runtime.fabric import (IDLE_PROBES, Fabric, FabricError, add_record, idle_probes,
+                                 read_counters)
+from host.runtime.registers import FabricRegisters, RegisterConfigError
 from rtl.common.axil import RESP_OKAY
-from rtl.fabric.hdl import (DEST_BOOK_UPDATE, DEST_FEED_EVENT, DEST_QUOTE, DEST_TRADE,
-                            FABRIC_CHAIN)
+from rtl.fabric.hdl import FABRIC_CHAIN
 from rtl.fabric.model import FabricConfig, FabricOutput
 from rtl.fabric.server.client import (RECORD_MIXED_DEST, RECORD_USER, FabricServer, Record,
                                       ServerError)
 from rtl.feed_path.model import Frame
-from rtl.order_book.model import Output
-from rtl.regmap.driver import field_positions
+
+__all__ = ["RtlFabric", "fabric_output", "idle_probes", "IDLE_PROBES"]
 
 log = logging.getLogger(__name__)
 
@@ -60,55 +61,17 @@ QUIET_CYCLES = 64
 # more than a frame takes, order-table scans included.
 RUN_CYCLES_BASE = 200_000
 RUN_CYCLES_PER_FRAME = 50_000
-# Busy bits read before a frame goes in or a run ends: work that moves no
-# data for a long time (the book's table scans) or is between handshakes.
-IDLE_PROBES = ("order_book.busy", "pricer_chain.walking", "pricer_chain.pending",
-               "risk_gate.busy")
-# Counter blocks under the names ModelFabric.counters() uses.
-COUNTER_BLOCKS = {"frame_filter": "frame_filter_a", "frame_filter_b": "frame_filter_b",
-                  "mold_seq": "mold_seq", "itch_decoder": "itch_decoder",
-                  "order_book": "order_book", "pricer_chain": "pricer_chain",
-                  "quoter": "quoter", "risk_gate": "risk_gate"}
-_DTYPES = {DEST_BOOK_UPDATE: BOOK_UPDATE_DTYPE, DEST_TRADE: TRADE_DTYPE,
-           DEST_FEED_EVENT: FEED_EVENT_DTYPE, DEST_QUOTE: QUOTE_DTYPE}
-
-
-def idle_probes() -> list[tuple[int, int]]:
-    positions = field_positions()
-    return [(positions[name].offset, ((1 << positions[name].width) - 1) << positions[name].lsb)
-            for name in IDLE_PROBES]
-
-
-def _row(record: np.void) -> tuple:
-    """A record as the models' row tuples hold it (sub-arrays as tuples)."""
-    out = []
-    for name in record.dtype.names:
-        value = record[name]
-        out.append(tuple(int(v) for v in value) if np.ndim(value) else int(value))
-    return tuple(out)
 
 
 def fabric_output(records: Iterable[Record]) -> FabricOutput:
     """The host stream's records sorted into a FabricOutput, each checked."""
     out = FabricOutput()
     for i, record in enumerate(records):
-        dtype = _DTYPES.get(record.dest)
-        if dtype is None:
-            raise FabricError(f"record {i} has tdest {record.dest}, which names no record")
         if record.flags & RECORD_MIXED_DEST:
             raise FabricError(f"record {i}: tdest changed inside the record")
         if record.flags & RECORD_USER:
             raise FabricError(f"record {i} (tdest {record.dest}) carries a frame error")
-        if len(record.data) != dtype.itemsize:
-            raise FabricError(f"record {i} (tdest {record.dest}) has {len(record.data)} bytes, "
-                              f"its layout {dtype.itemsize}")
-        row = np.frombuffer(record.data, dtype=dtype)[0]
-        if record.dest in (DEST_BOOK_UPDATE, DEST_TRADE):
-            out.book.append(Output(record.dest, _row(row)))
-        elif record.dest == DEST_FEED_EVENT:
-            out.feed_events.append(row.copy())
-        else:
-            out.quotes.append({name: int(row[name]) for name in QUOTE_DTYPE.names})
+        add_record(out, record.dest, record.data, f"record {i}")
     return out
 
 
@@ -129,6 +92,7 @@ class RtlFabric(Fabric):
         self.registers: FabricRegisters | None = None
         self._pending = FabricOutput()
         self.last_run = None
+        self.record_cycles: list[int] = []
 
     def _loaded(self) -> FabricRegisters:
         if self.registers is None:
@@ -156,7 +120,15 @@ class RtlFabric(Fabric):
             self.last_run = server.run(
                 serial=True, quiet_cycles=self.quiet_cycles,
                 max_cycles=RUN_CYCLES_BASE + RUN_CYCLES_PER_FRAME * frames)
-        self._pending.extend(fabric_output(self.last_run.records))
+        out = fabric_output(self.last_run.records)
+        # A run ends idle, so every record the pricer took has reached the
+        # host too: the two counts differ only if the fabric lost or made one.
+        stamps = self.last_run.pricer_stamps
+        if len(stamps) != len(out.book):
+            raise FabricError(f"the pricer took {len(stamps)} book records, the host stream "
+                              f"carried {len(out.book)}")
+        self.record_cycles += stamps
+        self._pending.extend(out)
 
     def _read(self, addresses: list[int]) -> list[tuple[int, int]]:
         with self._simulator() as server:
@@ -174,6 +146,7 @@ class RtlFabric(Fabric):
             server.reset()
             server.probes(idle_probes())
         self._pending = FabricOutput()
+        self.record_cycles = []
         self._write(writes)
         self.registers = registers
         self._run()
@@ -202,14 +175,7 @@ class RtlFabric(Fabric):
 
     def counters(self) -> dict[str, dict[str, int]]:
         self._loaded()
-        out = {}
-        for block, counters in counter_registers().items():
-            if block not in COUNTER_BLOCKS:
-                continue
-            names = list(counters)
-            values = self._read([counters[n] for n in names])
-            out[COUNTER_BLOCKS[block]] = {n: value for n, (value, _) in zip(names, values)}
-        return out
+        return read_counters(lambda offsets: [value for value, _ in self._read(offsets)])
 
     def read_registers(self, names: Iterable[str]) -> dict[str, int]:
         """Registers by ``block.REGISTER`` name (for checks and status)."""

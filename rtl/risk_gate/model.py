@@ -198,7 +198,12 @@ class RiskGateModel:
                 self._count(counter)
         return out
 
-    def _side_reason(self, side: int, price: int, theo_qp: int, entry_index) -> str | None:
+    def side_reason(self, side: int, price: int, theo_qp: int,
+                    entry_index: int | None) -> str | None:
+        """Why the side rules remove ``side`` (SIDE_BID or SIDE_ASK) at ``price``
+        from a word with theo ``theo_qp`` of underlying-table entry
+        ``entry_index`` (None: no entry), or None when the side stays: the
+        names of :data:`SIDE_REASONS`, first rule that applies."""
         s = self.settings
         if entry_index is None:
             return "unknown_underlying"
@@ -230,7 +235,7 @@ class RiskGateModel:
         removed = []
         for side, price_name in ((SIDE_BID, "bid_price"), (SIDE_ASK, "ask_price")):
             if sides & side:
-                reason = self._side_reason(side, word[price_name], word["theo_qp"], entry)
+                reason = self.side_reason(side, word[price_name], word["theo_qp"], entry)
                 if reason is not None:
                     removed.append(reason)
                     sides &= ~side

@@ -24,7 +24,7 @@ CAPTURE = Path("captures/day-clean.pcap")
 def good(tmp_path_factory):
     out = tmp_path_factory.mktemp("good")
     summary, status = replay(ReplayOptions(CAPTURE, "backend:model", Timing("top"),
-                                           config=CONFIG, report=out, also_rtl=True, quiet=True))
+                                           config=CONFIG, report=out, quiet=True))
     return summary, status, out
 
 
@@ -56,14 +56,6 @@ def test_report_files(good):
     journaled = [r for r in read_journal(out / "state" / "orders.journal") if r.kind == TX]
     assert len(wire.requests) == len(journaled) and wire.answers
     assert (out / "feed.pcap").stat().st_size > 0
-
-
-def test_rtl_check_runs_or_says_why_not(good):
-    rtl = good[0]["rtl"]
-    if "skipped" in rtl:
-        assert "rtl" in rtl["skipped"]
-    else:
-        assert rtl["match"] is True
 
 
 def test_a_different_half_spread_in_the_appliance_diverges(tmp_path):

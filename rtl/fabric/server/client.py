@@ -21,7 +21,8 @@ RUN         u8 mode (0 stream, 1 serial), u32 quiet          u64 start cycle, u6
                                                              records, (u8 tdest, u8 flags,
                                                              u16 length, u64 first-beat
                                                              cycle, u64 last-beat cycle,
-                                                             bytes) ...
+                                                             bytes) ..., u32 stamps,
+                                                             u32 pricer stamp ...
 CYCLE       --                                               u64 cycle
 ==========  ===============================================  ==========================
 
@@ -29,12 +30,16 @@ RUN drives the queued frames and returns once they are all in and the
 fabric is idle (see ``server.cpp``); its records are every record the host
 stream carried since the last RUN, register accesses included.  A record's
 flags: bit 0 ``tuser`` was high on a beat, bit 1 ``tdest`` changed inside it.
+The pricer stamps are the fabric's cycle counter at the last beat of every
+book record the pricer took over the same span, in order: the
+``ingress_cycle`` the pricer gave it, which the risk gate's rate windows
+count.
 """
 from __future__ import annotations
 
 import struct
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, NamedTuple, Sequence
 
@@ -66,6 +71,7 @@ class RunResult:
     end_cycle: int
     frame_last_cycles: list[int]        # per frame of the run, in order
     records: list[Record]
+    pricer_stamps: list[int] = field(default_factory=list)   # per book record, in order
 
 
 def _probability(p: float) -> int:
@@ -154,9 +160,13 @@ class FabricServer:
             pos += 20
             records.append(Record(dest, body[pos:pos + length], first, last, flags))
             pos += length
+        (stamps_count,) = struct.unpack_from("<I", body, pos)
+        pos += 4
+        stamps = list(struct.unpack_from(f"<{stamps_count}I", body, pos))
+        pos += 4 * stamps_count
         if pos != len(body):
             raise ServerError(f"RUN answer has {len(body) - pos} bytes left over")
-        return RunResult(start, end, last_cycles, records)
+        return RunResult(start, end, last_cycles, records, stamps)
 
     def cycle(self) -> int:
         return struct.unpack("<Q", self._call(CYCLE))[0]
