@@ -141,21 +141,57 @@ BLOCKS: dict[str, BlockTop] = {
 }
 
 
-def convert_blocks(names: list[str] | None = None, ident: int | None = None) -> list[Path]:
+# The Python a block's Verilog is made from: the fabric's sources and the
+# host modules that declare the record layouts and register fields.
+SOURCE_ROOTS = ("rtl", "host")
+STAMP_NAME = "source.stamp"
+
+
+def source_stamp(ident: int) -> str:
+    """What a conversion depends on: every ``.py`` file under
+    :data:`SOURCE_ROOTS`, the build ID and the MyHDL and Python versions."""
+    import hashlib
+    import platform
+
+    import myhdl
+
+    digest = hashlib.sha256(f"{ident}:{myhdl.__version__}:{platform.python_version()}".encode())
+    for root in SOURCE_ROOTS:
+        for path in sorted((REPO_ROOT / root).rglob("*.py")):
+            digest.update(str(path.relative_to(REPO_ROOT)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+def _up_to_date(name: str, stamp: str) -> bool:
+    target = rtl_dir(name) / f"{BLOCKS[name].toplevel}.v"
+    stamp_file = rtl_dir(name) / STAMP_NAME
+    return target.exists() and stamp_file.exists() and stamp_file.read_text() == stamp
+
+
+def convert_blocks(names: list[str] | None = None, ident: int | None = None,
+                   force: bool = False) -> list[Path]:
     """Write ``build/rtl/<name>/<toplevel>.v`` for each block (all by default)
-    and return the paths."""
+    and return the paths.  A block whose Verilog was written from the same
+    sources and build ID (:func:`source_stamp`) is not converted again unless
+    ``force``: elaborating the larger blocks takes minutes."""
     names = list(BLOCKS) if names is None else list(names)
     for name in names:
         if name not in BLOCKS:
             raise KeyError(f"no block {name!r}; blocks are {', '.join(BLOCKS)}")
     ident = build_id() if ident is None else ident
-    if os.environ.get("PYTHONHASHSEED") == "0":
-        return [convert(BLOCKS[n].elaborate(ident), n, BLOCKS[n].toplevel) for n in names]
-    env = {**os.environ, "PYTHONHASHSEED": "0"}
-    command = [sys.executable, "-m", "rtl", "--build-id", str(ident), *names]
-    done = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True)
-    if done.returncode:
-        raise RuntimeError(f"conversion failed:\n{done.stdout}{done.stderr}")
+    stamp = source_stamp(ident)
+    todo = [n for n in names if force or not _up_to_date(n, stamp)]
+    if todo and os.environ.get("PYTHONHASHSEED") == "0":
+        for n in todo:
+            (rtl_dir(n) / STAMP_NAME).unlink(missing_ok=True)
+            convert(BLOCKS[n].elaborate(ident), n, BLOCKS[n].toplevel)
+            (rtl_dir(n) / STAMP_NAME).write_text(stamp)
+    elif todo:
+        env = {**os.environ, "PYTHONHASHSEED": "0"}
+        command = [sys.executable, "-m", "rtl", "--build-id", str(ident), "--force", *todo]
+        done = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True)
+        if done.returncode:
+            raise RuntimeError(f"conversion failed:\n{done.stdout}{done.stderr}")
     return [rtl_dir(n) / f"{BLOCKS[n].toplevel}.v" for n in names]
 
 

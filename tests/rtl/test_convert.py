@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from rtl.blocks import BLOCKS, convert_blocks
+from rtl.blocks import BLOCKS, STAMP_NAME, convert_blocks
 from rtl.common import sim
 from rtl.regmap.map import MAP_VERSION
 from tests.rtl.conftest import TEST_BUILD_ID
@@ -28,10 +28,33 @@ def test_every_block_converts_into_build_rtl(verilog):
         assert "// Date:" not in text
 
 
+# Converted a second time from scratch: the register file with its baked-in
+# constants, the order book (memories, state machine) and the quote path
+# (nested blocks, interfaces) -- the constructs the larger tops repeat.
+REPRODUCED = ("system", "order_book", "quote_path")
+
+
 def test_conversion_is_reproducible(verilog):
-    before = {name: path.read_text() for name, path in verilog.items()}
-    again = convert_blocks(ident=TEST_BUILD_ID)
-    assert {name: path.read_text() for name, path in zip(BLOCKS, again)} == before
+    before = {name: verilog[name].read_text() for name in REPRODUCED}
+    again = convert_blocks(list(REPRODUCED), ident=TEST_BUILD_ID, force=True)
+    assert {name: path.read_text() for name, path in zip(REPRODUCED, again)} == before
+
+
+def test_unchanged_sources_are_not_converted_again(verilog):
+    path = verilog["system"]
+    stamp = path.parent / STAMP_NAME
+    written = path.stat().st_mtime_ns
+    assert convert_blocks(["system"], ident=TEST_BUILD_ID) == [path]
+    assert path.stat().st_mtime_ns == written
+    # A stamp that no longer matches the sources (or another build ID) converts again.
+    stamp.write_text("stale")
+    path.write_text("// not what the sources give\n")
+    convert_blocks(["system"], ident=TEST_BUILD_ID)
+    assert stamp.read_text() != "stale"
+    assert path.read_text().startswith("// File: system_registers.v")
+    other = convert_blocks(["system"], ident=TEST_BUILD_ID + 1)[0]
+    assert format(TEST_BUILD_ID + 1, "032b") in other.read_text()
+    convert_blocks(["system"], ident=TEST_BUILD_ID)
 
 
 def test_stream_and_bus_ports_use_cocotbext_names(verilog):
