@@ -160,3 +160,81 @@ def test_os_durability_writes_before_returning_and_syncs_on_demand(tmp_path):
     journal.close()
     with pytest.raises(ValueError):
         Journal(tmp_path / "k", durability="later")
+
+
+def test_group_durability_commits_off_the_callers_thread(tmp_path, monkeypatch):
+    import threading
+    path = tmp_path / "j"
+    callers = []
+    real = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (callers.append(threading.get_ident()),
+                                                 real(fd)))
+    journal = Journal(path, durability="group")
+    before = len(callers)
+    records = [journal.append("tx", bytes([i])) for i in range(50)]
+    # Written to the kernel at once: a restart after kill -9 sees every record.
+    with Journal(path, durability="os") as reader:
+        assert [r.payload for r in reader] == [bytes([i]) for i in range(50)]
+    assert journal.sync(timeout=10) in range(0, 51)
+    assert journal.unsynced == 0 and journal.durable_offset == journal.end_offset
+    assert journal.end_offset == records[-1].offset + len(encode_record("tx", 0, b"\0"))
+    # Group commit: fewer fsyncs than records, none of them on this thread.
+    commits = callers[before:]
+    assert 1 <= len(commits) <= 50 and threading.get_ident() not in commits
+    journal.close()
+    assert not any(t.name.startswith("journal-commit") for t in threading.enumerate())
+
+
+def test_a_failed_fsync_stops_the_journal(tmp_path, monkeypatch):
+    from host.journal import JournalError
+    journal = Journal(tmp_path / "j", durability="group")
+    journal.append("tx", b"one")
+    journal.sync(timeout=10)
+
+    def broken(fd):
+        raise OSError(5, "Input/output error")
+    monkeypatch.setattr(os, "fsync", broken)
+    journal.append("tx", b"two")
+    with pytest.raises(JournalError):
+        journal.sync(timeout=10)
+    with pytest.raises(JournalError):
+        journal.append("tx", b"three")
+    assert journal.durable_offset < journal.end_offset
+    monkeypatch.undo()
+    journal.close()
+    with Journal(tmp_path / "j") as reader:
+        assert [r.payload for r in reader] == [b"one", b"two"]
+
+
+def test_a_failed_write_leaves_no_half_record(tmp_path, monkeypatch):
+    from host.journal import JournalError
+    path = tmp_path / "j"
+    journal = Journal(path, durability="os")
+    journal.append("tx", b"first")
+    real = os.write
+
+    def half_then_fail(fd, data):
+        if len(data) > 20:
+            real(fd, bytes(data)[:10])
+            raise OSError(28, "No space left on device")
+        return real(fd, data)
+    monkeypatch.setattr(os, "write", half_then_fail)
+    with pytest.raises(JournalError):
+        journal.append("tx", b"x" * 40)
+    monkeypatch.undo()
+    journal.append("tx", b"after")
+    journal.close()
+    with Journal(path) as reader:
+        assert [r.payload for r in reader] == [b"first", b"after"]
+        assert not reader.recovery.torn
+
+
+def test_append_batch_is_one_write(tmp_path, monkeypatch):
+    writes = []
+    real = os.write
+    monkeypatch.setattr(os, "write", lambda fd, data: (writes.append(len(data)),
+                                                       real(fd, data))[1])
+    with Journal(tmp_path / "j", durability="os") as journal:
+        journal.append_batch([("a", b"1", 1), ("b", b"22", 2), ("c", b"", 3)])
+        assert len(writes) == 1 and [r.kind for r in journal] == ["a", "b", "c"]
+        assert journal.append_batch([]) == []

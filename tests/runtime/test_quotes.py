@@ -115,3 +115,43 @@ def test_unknown_option_and_bad_kind_are_counted():
 def test_trigger_rejects_a_wrong_length():
     with pytest.raises(ValueError):
         Trigger.from_bytes(b"\0" * 5)
+
+
+def test_a_records_requests_leave_in_one_batch_and_are_timed_once():
+    h = Harness()
+    log = []
+
+    class Batch:
+        def __enter__(self):
+            log.append("open")
+
+        def __exit__(self, *exc):
+            log.append("flush")
+
+    h.trader.batch = Batch()
+    real_submit, real_journal = h.trader.submit, h.trader.journal
+    h.trader.submit = lambda msg: (log.append(type(msg).__name__), real_submit(msg))
+    h.trader.journal = lambda kind, payload: (log.append(kind), real_journal(kind, payload))
+    h.trader.on_record(quote())
+    # Both enters inside one batch; their triggers after it went out.
+    assert log == ["open", "EnterOrder", "EnterOrder", "flush", TRIGGER, TRIGGER]
+    assert len(h.trader.latencies_ns) == 1
+    h.trader.on_record(quote())                     # nothing to send: nothing timed
+    assert len(h.trader.latencies_ns) == 1
+    sent = [Trigger.from_bytes(p).sent_ns for k, p in h.journaled if k == TRIGGER]
+    assert sent[0] == sent[1]
+
+
+def test_an_order_the_exchange_reports_is_adopted_not_doubled():
+    h = Harness()
+    # An order of ours the trader never sent in this life (the journal lost it).
+    entered = h.manager.enter("B", 5, "ZAABC000", 10000)
+    h.manager.sent(entered)
+    for user, msg in h.exchange.handle("mm", entered):
+        if user == "mm":
+            h.manager.received(msg)
+            h.trader.on_message(msg, h.manager)
+    assert h.trader.counts["adopted_from_exchange"] == 1
+    h.trader.on_record(quote(bid=(10100, 5), sides=SIDE_BID))
+    assert [type(m).__name__ for m in h.sent] == ["ReplaceOrderRequest"]
+    assert h.sent[0].orig_user_ref_num == entered.user_ref_num
