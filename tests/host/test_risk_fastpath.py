@@ -275,6 +275,151 @@ def test_the_fast_path_takes_the_usual_requote():
     assert sell_min <= px(fair) <= buy_max
 
 
+LOOSE = {"max_order_quantity": 1_000, "max_order_notional": 1e9,
+         "max_option_position": 100_000, "max_underlying_contracts": 100_000,
+         "max_stock_position": 1_000_000, "max_delta": 1e9, "max_gamma": 1e9,
+         "max_vega": 1e9, "max_total_delta_dollars": 1e12, "max_total_gamma_dollars": 1e12,
+         "max_total_vega": 1e12, "capital": 1e12, "duplicate_window_seconds": 0.0,
+         "throttle": {f"{kind}_per_{span}": None for kind in ("orders", "cancels", "messages")
+                      for span in ("second", "window")}}
+
+
+def _assert_measures_are_fresh(exposure):
+    """Every kept entry equals a fresh measure of its symbol, and the running
+    sums are the sums of the entries (gross exactly; capital up to rounding,
+    it is kept by difference)."""
+    fields = ("held", "gross", "usage", "greeks", "missing", "long_cost", "buy_high",
+              "sell_low")
+    for symbol, entry in exposure._states.items():
+        fresh = exposure.compute(symbol)
+        assert [getattr(entry, f) for f in fields] == [getattr(fresh, f) for f in fields]
+        assert entry.totals == fresh.totals
+    for sums, members in [(exposure.underlying_sums(u), [exposure.entries[s] for s in m])
+                          for u, m in exposure._members.items()] + \
+            [(exposure.total_sums(), list(exposure.entries.values()))]:
+        assert sums.gross == sum(e.gross for e in members)
+        assert sums.usage == pytest.approx(math.fsum(e.usage for e in members if e.usage
+                                                     is not None), rel=1e-12, abs=1e-9)
+
+
+@settings(max_examples=120, deadline=None)
+@given(data=st.data())
+def test_replaces_applied_in_place_match_a_fresh_measure(data):
+    """An accepted replace goes into the measures in place; whatever the
+    order manager then does with it (sent or not, answered, filled), the
+    measures are those of measuring again from scratch."""
+    clock = FakeClock()
+    manager = OrderManager()
+    book = PositionBook(INSTRUMENTS)
+    marks = market(Marks(INSTRUMENTS))
+    engine = RiskEngine(RiskLimits.model_validate(LOOSE), INSTRUMENTS, marks, book, manager,
+                        clock=clock)
+    exposure = engine.exposure
+    symbols = ["ACMEC100", "ACMEP100", "ACME"]
+    matches = iter(range(1, 100_000))
+    for symbol in symbols:
+        if data.draw(st.booleans()):
+            book.apply_fill(Fill(next(matches), 0, symbol, data.draw(st.sampled_from("BS")),
+                                 data.draw(st.integers(1, 30)), px(3.0)))
+
+    def price(symbol, side):
+        fair = marks.theo(symbol).price
+        ticks = data.draw(st.integers(1, 30))
+        return px(fair - ticks * 0.01) if side == "B" else px(fair + ticks * 0.01)
+
+    def feed(msg):
+        manager.received(msg)
+        book.on_message(msg, manager)
+        engine.on_message(msg, manager)
+
+    for symbol in symbols:
+        for side in "BS":
+            for _ in range(data.draw(st.integers(0, 2))):
+                msg = manager.enter(side, data.draw(st.integers(1, 20)), symbol,
+                                    price(symbol, side))
+                assert engine.check(msg).accepted
+                manager.sent(msg)
+                feed(_accepted_msg(manager.order(msg.user_ref_num), msg.user_ref_num))
+    for _ in range(data.draw(st.integers(1, 25))):
+        clock.advance(0.01)
+        working = [o for o in manager.unique_orders()
+                   if o.state in (OrderState.LIVE, OrderState.PARTIALLY_FILLED)]
+        pending = [o for o in manager.unique_orders() if o.pending_replace]
+        op = data.draw(st.sampled_from(["replace", "replace", "replace", "unsent",
+                                        "replaced", "replaced", "fill", "tick"]))
+        if op in ("replace", "unsent") and working:
+            order = data.draw(st.sampled_from(working))
+            msg = manager.replace(order.user_ref_num, data.draw(st.integers(1, 25)),
+                                  price(order.symbol, order.side))
+            # (A tick may have moved the other side's theo across it: a
+            # refusal changes nothing.)
+            if engine.check(msg).accepted and op == "replace":
+                manager.sent(msg)
+        elif op == "replaced" and pending:
+            order = data.draw(st.sampled_from(pending))
+            feed(_replaced_msg(order, 5000 + next(matches)))
+        elif op == "fill" and working + pending:
+            order = data.draw(st.sampled_from(working + pending))
+            feed(ouch50.OrderExecuted(
+                timestamp=1, user_ref_num=order.user_ref_num,
+                quantity=data.draw(st.integers(1, order.open_quantity)), price=order.price,
+                liquidity_flag="A", match_number=next(matches), appendage=None))
+        elif op == "tick":
+            bid = px(100.00) + data.draw(st.integers(-50, 50)) * 100
+            marks.set_bbo("ACME", bid, bid + px(0.02))
+            marks.reprice("ACME")
+        exposure.refresh()
+        _assert_measures_are_fresh(exposure)
+
+
+def test_the_requote_measures_in_place_and_answers_off_the_check():
+    """The usual requote: the answers bring the measures up to date when
+    they are in (settle); the check that follows measures nothing again,
+    and the replace it accepts is added in place."""
+    manager = OrderManager()
+    marks = market(Marks(INSTRUMENTS))
+    book = PositionBook(INSTRUMENTS)
+    engine = RiskEngine(RiskLimits.model_validate(LOOSE), INSTRUMENTS, marks, book, manager,
+                        clock=FakeClock())
+    exposure = engine.exposure
+    fair = marks.theo("ACMEC100").price
+    refs = {}
+    for side, dollars in (("B", fair - 0.10), ("S", fair + 0.10)):
+        msg = manager.enter(side, 5, "ACMEC100", px(dollars))
+        assert engine.check(msg)
+        manager.sent(msg)
+        accepted = _accepted_msg(manager.order(msg.user_ref_num), msg.user_ref_num)
+        manager.received(accepted)
+        engine.on_message(accepted, manager)
+        refs[side] = msg.user_ref_num
+    engine.settle()
+    for step in range(1, 6):
+        for side, dollars in (("B", fair - 0.10 - step / 100), ("S", fair + 0.10 + step / 100)):
+            msg = manager.replace(refs[side], 5 + step, px(dollars))
+            measured, in_place = exposure.recomputed, exposure.applied_in_place
+            assert engine.check(msg)
+            assert exposure.recomputed == measured
+            assert exposure.applied_in_place == in_place + 1
+            manager.sent(msg)
+        for side in "BS":
+            answer = _replaced_msg(manager.order(refs[side]), 1000 + step * 2 + (side == "S"))
+            manager.received(answer)
+            engine.on_message(answer, manager)
+            refs[side] = answer.user_ref_num
+        # Both answers in: measured once, before the next check.
+        measured = exposure.recomputed
+        engine.settle()
+        assert exposure.recomputed == measured + 1
+        _assert_measures_are_fresh(exposure)
+    # A replace accepted but never sent is taken back out at the next check.
+    msg = manager.replace(refs["B"], 50, px(fair - 0.50))
+    assert engine.check(msg)
+    assert exposure.entry("ACMEC100").totals.buy_quantity == 50
+    exposure.refresh()
+    assert exposure.entry("ACMEC100").totals.buy_quantity == 5 + 5
+    _assert_measures_are_fresh(exposure)
+
+
 def test_exposure_greeks_are_the_position_books():
     """The exposure's own Greeks of a position are those of the position book
     (:func:`host.positions.book.greeks_of`), through fills and a new mark."""
