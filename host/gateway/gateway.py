@@ -12,8 +12,8 @@ When the connection drops (EOF, reset, heartbeat timeout) the gateway logs in
 again, with backoff, asking for the message after the last one journaled.
 
 What survives what (the journal's ``durability``, :mod:`host.journal`):
-every record is written to the kernel before its request's bytes are handed
-to the socket, so ``kill -9`` of the process loses nothing that was sent.  With
+every record is written to the kernel before ``submit`` hands the request to
+the socket, so ``kill -9`` of the process loses nothing that was sent.  With
 ``"fsync"`` every record is durable before it counts.  With ``"group"`` (or
 ``"os"``) a power loss may also take the journal's last records since its
 last fsync, requests and exchange messages alike.  The first login after a
@@ -29,16 +29,8 @@ restart from reusing one the exchange has seen.  What the exchange has not
 confirmed is only lost if it never reached the exchange either.
 
 Batches: ``with gateway.batch:`` sends every request submitted inside in one
-socket write when the batch ends.  Each request is still judged and
-accounted for one by one, in order, before the next; their journal records
-are held (:meth:`host.journal.Journal.hold`) and written in one write as the
-batch ends, just before the send (the records and their order are those
-one append per request would have written: any other journal write in
-between writes the held records first).  The same holds for the requests
-sent while the messages of one read from the exchange are handled.  If
-that write fails, the batch's requests are not sent and the error
-propagates (they stay accounted for as sent, like requests the exchange
-never received because the connection dropped).
+socket write when the batch ends (each is still judged, journaled and
+accounted for one by one, in order, before the next).
 
 Two hooks let other components ride on the session:
 
@@ -51,11 +43,6 @@ Two hooks let other components ride on the session:
   manager has seen each sequenced message, live and when the journal is
   replayed, so what they build is rebuilt exactly.  A failing listener is
   counted under ``listener_errors`` and does not disturb the session.
-* ``after_received``: callables ``()`` called once after the messages of
-  one read from the exchange have all been through ``on_received`` (and
-  after a replay of the journal): work a listener only needs once for
-  several messages (the answers to a batch arrive together).  Failures are
-  counted under ``listener_errors`` as well.
 
 Records of kind ``risk`` belong to the pre-trade risk engine; replay skips them.
 """
@@ -109,21 +96,10 @@ def _notify(listeners, msg: Message, manager: OrderManager, counts: Counter) -> 
             log.exception("order gateway listener %r failed on %r", listener, msg)
 
 
-def _call_each(hooks, counts: Counter) -> None:
-    for hook in hooks:
-        try:
-            hook()
-        except Exception:
-            counts["listener_errors"] += 1
-            log.exception("order gateway hook %r failed", hook)
-
-
-def rebuild(journal: Journal, on_received: Iterable[Listener] = (),
-            after_received: Iterable[Callable[[], object]] = ()
+def rebuild(journal: Journal, on_received: Iterable[Listener] = ()
             ) -> tuple[OrderManager, int, str, Counter]:
     """Replay a journal: (order manager, next sequence number, session, counts).
-    ``on_received`` listeners see every replayed message after the manager,
-    ``after_received`` hooks are called once at the end."""
+    ``on_received`` listeners see every replayed message after the manager."""
     listeners = tuple(on_received)
     manager = OrderManager()
     next_sequence, session = 1, ""
@@ -147,7 +123,6 @@ def rebuild(journal: Journal, on_received: Iterable[Listener] = (),
             continue
         else:
             counts["unknown_record_kind"] += 1
-    _call_each(after_received, counts)
     return manager, next_sequence, session, counts
 
 
@@ -158,16 +133,14 @@ class OrderGateway:
                  reconnect_delay: float = 0.05, max_reconnect_delay: float = 2.0,
                  pre_trade: Callable[[Message], object] | None = None,
                  on_received: Iterable[Listener] = (), durability: str = "fsync",
-                 reconcile_timeout: float | None = 5.0,
-                 after_received: Iterable[Callable[[], object]] = ()):
+                 reconcile_timeout: float | None = 5.0):
         self.pre_trade = pre_trade
         self.on_received: list[Listener] = list(on_received)
-        self.after_received: list[Callable[[], object]] = list(after_received)
         # "group" and "os": records reach the kernel before the request
         # leaves and become durable off the send path (see host.journal).
         self.journal = Journal(journal_path, durability=durability)
-        self.orders, next_sequence, session, self.counts = rebuild(
-            self.journal, self.on_received, self.after_received)
+        self.orders, next_sequence, session, self.counts = rebuild(self.journal,
+                                                                   self.on_received)
         self._session = session
         self.reconcile_timeout = reconcile_timeout
         self._account_answer: asyncio.Future | None = None
@@ -175,9 +148,6 @@ class OrderGateway:
                                  next_sequence=next_sequence, on_sequenced=self._on_sequenced,
                                  heartbeat_interval=heartbeat_interval,
                                  server_timeout=server_timeout)
-        # A batch's requests reach the journal's file before the socket.
-        self.client.before_flush = self.journal.release
-        self.client.after_read = self._after_read
         self.reconnect = reconnect
         self.reconnect_delay = reconnect_delay
         self.max_reconnect_delay = max_reconnect_delay
@@ -259,10 +229,6 @@ class OrderGateway:
                 answer.set_result(msg)
         self._changed.set()
 
-    def _after_read(self) -> None:
-        if self.after_received:
-            _call_each(self.after_received, self.counts)
-
     def submit(self, msg: Message) -> Message:
         """Judge, journal, send and account for one OUCH request."""
         client = self.client
@@ -275,11 +241,7 @@ class OrderGateway:
             if not decision.accepted:
                 self.counts["pre_trade_rejected"] += 1
                 raise PreTradeRejected(msg, decision)
-        if client._corked:
-            # Written with the batch's other requests, before they are sent.
-            self.journal.hold(TX, raw)
-        else:
-            self.journal.append(TX, raw)
+        self.journal.append(TX, raw)
         self.orders.sent(msg)
         client.send(raw)
         return msg

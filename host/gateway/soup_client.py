@@ -19,12 +19,6 @@ hands a packet to the kernel right away unless the client is *corked*
 (``with client.batch:``): then packets collect and leave in one send when
 the outermost batch ends.  Whatever one read from the server brings is
 handled as one batch, so the requests its messages cause go out together.
-``after_read``, when set, is called once the packets of one read that
-brought sequenced messages have all been handled (inside that batch).
-``before_flush``, when set, is called as the outermost batch ends, before
-its packets are handed to the kernel (also when there are none to send);
-if it raises, the batch's packets are dropped unsent (``staged_dropped``)
-and the error propagates.
 """
 from __future__ import annotations
 
@@ -53,19 +47,8 @@ class _Batch:
     def __exit__(self, *exc) -> None:
         client = self.client
         client._corked -= 1
-        if not client._corked:
-            before_flush = client.before_flush
-            if before_flush is not None:
-                try:
-                    before_flush()
-                except BaseException:
-                    # What had to precede the packets did not happen: they stay unsent.
-                    if client._staged:
-                        client.counts["staged_dropped"] += len(client._staged)
-                        client._staged.clear()
-                    raise
-            if client._staged:
-                client._flush()
+        if not client._corked and client._staged:
+            client._flush()
 
 
 class SoupClientError(Exception):
@@ -115,9 +98,6 @@ class SoupClient:
         self._corked = 0
         self._staged: list[bytes] = []
         self.batch = _Batch(self)
-        self.before_flush: Callable[[], object] | None = None
-        self.after_read: Callable[[], object] | None = None
-        self._handed_over = 0       # sequenced messages handed on since the last after_read
 
     @property
     def connected(self) -> bool:
@@ -155,11 +135,8 @@ class SoupClient:
         self.disconnected.clear()
         self._up = True
         self.counts["logins"] += 1
-        if early:
-            with self.batch:
-                for packet in early:
-                    self._dispatch(packet)
-                self._read_done()
+        for packet in early:
+            self._dispatch(packet)
         self._reader_task = asyncio.create_task(self._read_loop())
         self._heartbeat_task = asyncio.create_task(self._heartbeat_loop())
         return accepted
@@ -176,12 +153,6 @@ class SoupClient:
                 if isinstance(packet, soupbintcp.LoginAccepted):
                     return packet, packets[i + 1:]
 
-    def _read_done(self) -> None:
-        after_read = self.after_read
-        if after_read is not None and self._handed_over:
-            self._handed_over = 0
-            after_read()
-
     def _dispatch(self, packet) -> None:
         if isinstance(packet, soupbintcp.SequencedData):
             seq = self._receive_sequence
@@ -190,7 +161,6 @@ class SoupClient:
                 self.counts["duplicates"] += 1
                 return
             if self.on_sequenced is not None:
-                self._handed_over += 1
                 self.on_sequenced(seq, packet.message)
             self.next_sequence = seq + 1
             self.counts["sequenced"] += 1
@@ -219,7 +189,6 @@ class SoupClient:
                 with self.batch:
                     for packet in self._framer.feed(data):
                         self._dispatch(packet)
-                    self._read_done()
                 if self.end_of_session:
                     return
         except FramingError as exc:

@@ -53,17 +53,6 @@ exchange answered is fetched again by the SoupBinTCP login
 A write that fails (disk full, I/O error) is cut back off the file before the
 error is raised as :class:`JournalError`, so no half record stays in front of
 later ones; if even that fails, the journal refuses later appends.
-
-Held records: :meth:`Journal.hold` takes a record (stamped at once) without
-writing it; :meth:`Journal.release` writes every held record in one
-:meth:`Journal.append_batch`.  Any other append, :meth:`Journal.sync` and
-:meth:`Journal.close` write the held records first, in the same write, so
-records reach the file in the order they were handed over, and the bytes on
-disk are exactly those the same calls would have written one by one.  A
-held record is not yet part of the journal (not in :attr:`Journal.records`,
-lost with the process); the order gateway holds a batch's requests and
-releases them just before the batch goes to the socket.  If the write of
-held records fails they are dropped with the error: they were never written.
 """
 from __future__ import annotations
 
@@ -108,11 +97,6 @@ class Record(NamedTuple):
     timestamp_ns: int
     payload: bytes
     offset: int = -1   # where the record starts in the file
-
-
-# Builds a Record from its four fields without the generated __new__ (the
-# append path makes one per record).
-_new_record = tuple.__new__
 
 
 @dataclass(frozen=True)
@@ -253,7 +237,6 @@ class Journal:
         self._failed: BaseException | None = None
         self._kinds: dict[str, bytes] = {}
         self._length_crcs: dict[int, int] = {}
-        self._held: list[tuple[str, int, bytes, bytes]] = []   # (kind, ts, payload, raw)
         self._committer: threading.Thread | None = None
         if durability == "group":
             self._changed = threading.Condition()
@@ -346,16 +329,13 @@ class Journal:
         self._end = start + len(blob)
 
     def append(self, kind: str, payload: bytes, timestamp_ns: int | None = None) -> Record:
-        """Write one record (after the held ones); returns once it is on
-        stable storage (``"fsync"``) or once the kernel has it (``"group"``,
-        ``"os"``)."""
+        """Write one record; returns once it is on stable storage (``"fsync"``)
+        or once the kernel has it (``"group"``, ``"os"``)."""
         ts = self.clock() if timestamp_ns is None else timestamp_ns
-        if self._held:
-            return self.append_batch(((kind, payload, ts),))[-1]
         raw, payload = self._encode(kind, ts, payload)
         offset = self._end
         self._write(raw)
-        record = _new_record(Record, (kind, ts, payload, offset))
+        record = Record(kind, ts, payload, offset)
         self.records.append(record)
         self._written += 1
         if self._committer is not None:
@@ -366,31 +346,18 @@ class Journal:
         return record
 
     def append_batch(self, items: Iterable[tuple[str, bytes, int | None]]) -> list[Record]:
-        """Write several records (after the held ones) with one write (and,
-        ``"fsync"``, one fsync).  Returns the records written, held ones
-        first."""
+        """Write several records with one write (and, ``"fsync"``, one fsync)."""
         offset = self._end
-        parts: list[bytes] = []
+        blob = bytearray()
         new: list[Record] = []
-        held = self._held
-        for kind, ts, payload, raw in held:
-            new.append(_new_record(Record, (kind, ts, payload, offset)))
-            offset += len(raw)
-            parts.append(raw)
-        clock, encode = self.clock, self._encode
         for kind, payload, timestamp_ns in items:
-            ts = clock() if timestamp_ns is None else timestamp_ns
-            raw, payload = encode(kind, ts, payload)
-            new.append(_new_record(Record, (kind, ts, payload, offset)))
-            offset += len(raw)
-            parts.append(raw)
+            ts = self.clock() if timestamp_ns is None else timestamp_ns
+            raw, payload = self._encode(kind, ts, payload)
+            new.append(Record(kind, ts, payload, offset + len(blob)))
+            blob += raw
         if not new:
             return new
-        if held:
-            # Off the list before the write: written now or, if the write
-            # fails, never (see the module's notes).
-            self._held = []
-        self._write(parts[0] if len(parts) == 1 else b"".join(parts))
+        self._write(bytes(blob))
         self.records.extend(new)
         self._written += len(new)
         if self._committer is not None:
@@ -399,31 +366,6 @@ class Journal:
         elif self.durability == "fsync":
             self.sync()
         return new
-
-    def hold(self, kind: str, payload: bytes, timestamp_ns: int | None = None) -> None:
-        """Take a record to be written with the next write (see the module's
-        notes), stamped now unless ``timestamp_ns`` is given."""
-        if self._failed is not None:
-            raise JournalError(f"{self.path}: journal unusable after an earlier failure: "
-                               f"{self._failed}")
-        if self._fd < 0:
-            raise JournalError(f"{self.path}: journal is closed")
-        ts = self.clock() if timestamp_ns is None else timestamp_ns
-        # Encoded (and so validated) now: a record that cannot be written
-        # is refused here, not at the release it would otherwise spoil.
-        raw, payload = self._encode(kind, ts, payload)
-        self._held.append((kind, ts, payload, raw))
-
-    @property
-    def held(self) -> int:
-        """Records held and not yet written."""
-        return len(self._held)
-
-    def release(self) -> list[Record]:
-        """Write the held records (one write); returns them."""
-        if not self._held:
-            return []
-        return self.append_batch(())
 
     # -- durability ---------------------------------------------------------------
     def _fsync(self) -> None:
@@ -480,8 +422,6 @@ class Journal:
         if self._failed is not None:
             raise JournalError(f"{self.path}: journal unusable after an earlier failure: "
                                f"{self._failed}")
-        if self._held:
-            self.release()
         pending = self._written - self._durable
         if not pending or self._fd < 0:
             return pending
@@ -503,8 +443,6 @@ class Journal:
         if self._file.closed:
             return
         try:
-            if self._held and self._failed is None:
-                self.release()
             if self._committer is not None:
                 self._closing = True
                 self._wake.set()

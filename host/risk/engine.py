@@ -92,11 +92,7 @@ holds) until the order reaches a terminal state.  What it measures is cached
 (:mod:`host.risk.exposure`) and recomputed per symbol when told of a change:
 by the position book, by the marks, and by :meth:`RiskEngine.on_message`,
 which must see every message the order manager receives (the guard registers
-it with the gateway).  The recomputing is done by :meth:`RiskEngine.settle`
-when the exchange's answers arrive (the guard has the gateway call it after
-each read), so a check seldom has any left to do; an accepted Replace Order
-Request is added to its symbol's measures in place
-(:meth:`host.risk.exposure.Exposure.replace_sent`).
+it with the gateway).
 
 The fast path
 -------------
@@ -221,24 +217,14 @@ class RiskEngine:
 
     def on_message(self, msg: Message, orders: OrderManager) -> None:
         """Order gateway listener: an exchange message may have changed an
-        order (its symbol is measured again by :meth:`settle`, or else by
-        the next check).  An order the manager adopted from the exchange
-        (one a restart's journal had lost) is followed from then on."""
-        ref = getattr(msg, "orig_user_ref_num", None)
-        if ref is None:
-            ref = getattr(msg, "user_ref_num", None)
+        order.  An order the manager adopted from the exchange (one a
+        restart's journal had lost) is followed from then on."""
+        ref = getattr(msg, "orig_user_ref_num", getattr(msg, "user_ref_num", None))
         order = orders.orders.get(ref) if ref is not None else None
         if order is not None:
             if type(msg) is ouch50.OrderAccepted:
                 self.working.follow(order)
             self.exposure.touch_orders(normalize_symbol(order.symbol))
-
-    def settle(self) -> None:
-        """Bring every measure up to date now, while no request waits, so
-        that the next check need not: the order gateway calls it once the
-        answers of one read from the exchange are all in
-        (``after_received``)."""
-        self.exposure.refresh()
 
     # -- the entry point ----------------------------------------------------------
     def check(self, msg: Message, *, risk_action: bool = False) -> RiskDecision:
@@ -486,9 +472,7 @@ class RiskEngine:
         self._last_user_ref_num = msg.user_ref_num
         if token:
             self._cl_ord_ids.setdefault(token, order.user_ref_nums[0])
-        # The checks have just measured the symbol: the replace is added to
-        # the measures in place (confirmed at the next refresh).
-        self.exposure.replace_sent(symbol, order, msg.user_ref_num, msg.quantity, msg.price)
+        self.exposure.touch_orders(symbol)
         for window in self._order_windows:
             window.add(now)
 

@@ -14,10 +14,7 @@ very different amounts: an order message for the symbol (sent or received;
 follows from them (gross contracts, capital), while a fill
 (:meth:`Exposure.touch`, the position book's listener) or a mark of the
 underlying (:meth:`Exposure.touch_underlying`) also changes the position's
-cost and Greeks.  A replace the engine accepts is the one change made
-without measuring again (:meth:`Exposure.replace_sent`): what it does to the
-working quantities is known exactly, and the order manager is asked
-afterwards whether it happened.  Sums are kept by difference (a symbol's old contribution
+cost and Greeks.  Sums are kept by difference (a symbol's old contribution
 out, its new one in) and rebuilt from the symbols whenever a mark of the
 underlying changes, which is every tick, so rounding cannot accumulate.
 
@@ -30,13 +27,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from host.gateway.orders import TERMINAL_STATES, Order, OrderManager
-from host.positions.book import SELL_SIDES, Greeks, PositionBook, side_sign
+from host.positions.book import Greeks, PositionBook, side_sign
 from host.positions.instruments import Instrument, Instruments, normalize_symbol
 from host.positions.marks import PRICE_SCALE, Marks
 from host.positions.theo import Theo
 
 _INFINITY = float("inf")
-_UNKNOWN = object()
 
 
 def working_exposure(order: Order) -> tuple[int, int, int, int, int] | None:
@@ -216,17 +212,12 @@ class Entry:
 
     __slots__ = ("symbol", "underlying", "instrument", "held", "totals", "gross", "usage",
                  "greeks", "missing", "long_cost", "buy_high", "sell_low", "greeks_missing",
-                 "in_sums", "is_option", "multiplier", "margin_fraction")
+                 "in_sums")
 
-    def __init__(self, symbol: str, underlying: str, instrument: Instrument | None,
-                 margin_fraction: float = 0.0):
+    def __init__(self, symbol: str, underlying: str, instrument: Instrument | None):
         self.symbol = symbol
         self.underlying = underlying
         self.instrument = instrument
-        # The instrument's constants, as the capital rule reads them.
-        self.is_option = instrument is not None and instrument.option is not None
-        self.multiplier = instrument.multiplier if instrument is not None else 1
-        self.margin_fraction = margin_fraction
         self.held = 0
         self.totals = SideTotals()
         self.gross = 0                  # options: max(|P + B|, |P - S|)
@@ -339,11 +330,7 @@ class Exposure:
         self._dirty_orders: set[str] = set()          # only working orders changed
         self._dirty_underlyings: set[str] = set()
         self._spots: dict[str, float | None] = {}     # marks.spot per underlying, until it moves
-        # Replaces applied in place, to confirm against the order manager:
-        # (order, its pending_replace once sent, symbol).
-        self._expected: list[tuple[Order, tuple, str]] = []
         self.recomputed = 0
-        self.applied_in_place = 0
         positions.listeners.append(self.touch)
         marks.listeners.append(self.touch_underlying)
         self.touch_all()
@@ -489,14 +476,8 @@ class Exposure:
         totals.buy_quantity, totals.sell_quantity, totals.buy_cost = \
             buy_quantity, sell_quantity, buy_cost
         entry.buy_high, entry.sell_low = buy_high, sell_low
-        self._derive(entry)
-
-    def _derive(self, entry: Entry) -> None:
-        """Gross contracts, capital and what is missing, from the entry's
-        position and working totals."""
-        totals = entry.totals
-        buy_quantity, sell_quantity = totals.buy_quantity, totals.sell_quantity
-        if entry.instrument is None:
+        instrument = entry.instrument
+        if instrument is None:
             entry.gross = 0
             entry.usage = None if entry.held else 0.0
             entry.missing = entry.greeks_missing
@@ -504,26 +485,18 @@ class Exposure:
         held = entry.held
         long_ = held + buy_quantity
         short = held - sell_quantity
-        if entry.is_option:
+        if instrument.option is not None:
             entry.gross = max(abs(long_), abs(short))
-        if long_ < 0 or short < 0:
-            spot = self._spots.get(entry.underlying, _UNKNOWN)
-            if spot is _UNKNOWN:
-                spot = self._spot(entry.underlying)
-        else:
-            spot = None
-        usage = entry.usage = capital_usage(held, entry.long_cost, buy_quantity, sell_quantity,
-                                            totals.buy_cost, entry.multiplier, spot,
-                                            entry.margin_fraction)
-        if usage is None:
-            entry.missing = entry.greeks_missing or f"no spot for {entry.underlying}"
-        else:
-            entry.missing = entry.greeks_missing
+        spot = self._spot(entry.underlying) if long_ < 0 or short < 0 else None
+        entry.usage = capital_usage(held, entry.long_cost, buy_quantity, sell_quantity,
+                                    buy_cost, instrument.multiplier, spot,
+                                    self._fraction(instrument))
+        entry.missing = entry.greeks_missing or (
+            f"no spot for {entry.underlying}" if entry.usage is None else "")
 
     def _new_entry(self, symbol: str) -> Entry:
         underlying, instrument = self._underlying_of(symbol)
-        return Entry(symbol, underlying, instrument,
-                     0.0 if instrument is None else self._fraction(instrument))
+        return Entry(symbol, underlying, instrument)
 
     def compute(self, symbol: str) -> Entry:
         """A fresh entry for ``symbol`` (not kept)."""
@@ -548,15 +521,6 @@ class Exposure:
             self._measure_position(entry)
         self._measure_orders(entry)
         self.recomputed += 1
-        self._settle(entry, old, was_counted, position_changed, counting)
-        return entry
-
-    def _settle(self, entry: Entry, old: tuple | None, was_counted: bool,
-                position_changed: bool, counting: bool) -> None:
-        """Move a re-measured entry's contribution in the sums: ``old`` is
-        (gross, usage, Greeks, missing) as counted before, None when it was
-        not counted (or its underlying's sums start afresh)."""
-        symbol, underlying = entry.symbol, entry.underlying
         active = bool(entry.held or entry.totals.buy_quantity or entry.totals.sell_quantity)
         if active and not was_counted:
             self.entries[symbol] = entry
@@ -566,7 +530,7 @@ class Exposure:
             self._members[underlying].discard(symbol)
         entry.in_sums = active
         if not counting:
-            return
+            return entry
         total = self._total
         if old is not None:
             old_gross, old_usage, old_greeks, old_missing = old
@@ -580,7 +544,7 @@ class Exposure:
                     sums.gross += gross
                     sums.usage -= old_usage
                     sums.usage += usage
-                return
+                return entry
             for sums in (self._sums[underlying], total):
                 sums.account(symbol, old_gross, old_usage, old_greeks, old_missing, -1,
                              position_changed)
@@ -593,76 +557,9 @@ class Exposure:
             for sums in (sums, total):
                 sums.account(symbol, entry.gross, entry.usage, entry.greeks, entry.missing, +1,
                              greeks)
-
-    def replace_sent(self, symbol: str, order: Order, user_ref_num: int, quantity: int,
-                     price: int) -> None:
-        """A Replace Order Request of ``order`` (the new ``user_ref_num``,
-        ``quantity`` and ``price``) was accepted and is being sent: once the
-        order manager has it, the order works at the larger of its open and
-        the new quantity, and at both prices (:func:`working_exposure`).
-        The change is made to the symbol's measures now, from what they are
-        (the checks have just brought them up to date), instead of measuring
-        the symbol again at the next request.  The next refresh confirms that
-        the order manager holds the replace as told, and measures the symbol
-        again if not (a request that was never sent).  Anything less plain
-        (a replace already pending, other changes waiting) is left to that
-        measuring."""
-        entry = self._states.get(symbol)
-        if (entry is None or not entry.in_sums or entry.instrument is None
-                or order.pending_replace is not None or self._dirty or self._dirty_orders
-                or self._dirty_underlyings or self.working._unresolved):
-            self._dirty_orders.add(symbol)
-            return
-        open_quantity = order.quantity - order.filled - order.canceled
-        side = order.side
-        totals = entry.totals
-        # The order's contribution goes from (open, its cost, its price) to
-        # (the larger quantity, the larger cost, both prices).
-        if open_quantity <= 0:
-            self._dirty_orders.add(symbol)
-            return
-        added = quantity - open_quantity if quantity > open_quantity else 0
-        if side == "B":
-            old_cost = open_quantity * order.price
-            new_cost = quantity * price
-            totals.buy_quantity += added
-            if new_cost > old_cost:
-                totals.buy_cost += new_cost - old_cost
-            if price > entry.buy_high:
-                entry.buy_high = price
-        elif side in SELL_SIDES:
-            totals.sell_quantity += added
-            if price < entry.sell_low:
-                entry.sell_low = price
-        else:
-            self._dirty_orders.add(symbol)
-            return
-        old_gross, old_usage, old_missing = entry.gross, entry.usage, entry.missing
-        self._derive(entry)
-        usage = entry.usage
-        if old_usage is not None and usage is not None:
-            # _settle's common change, inline: still counted, Greeks unchanged.
-            gross = entry.gross - old_gross
-            for sums in (self._sums[entry.underlying], self._total):
-                sums._view = None
-                sums.gross += gross
-                sums.usage -= old_usage
-                sums.usage += usage
-        else:
-            self._settle(entry, (old_gross, old_usage, entry.greeks, old_missing), True, False,
-                         True)
-        self._expected.append((order, (user_ref_num, quantity, price), symbol))
-        self.applied_in_place += 1
-
-    def _confirm_expected(self) -> None:
-        for order, replace, symbol in self._expected:
-            if order.pending_replace != replace:
-                self._dirty_orders.add(symbol)
-        self._expected.clear()
+        return entry
 
     def refresh(self) -> None:
-        if self._expected:
-            self._confirm_expected()
         working = self.working
         if working._unresolved:
             self._dirty_orders.update(working.resolve())
@@ -698,8 +595,6 @@ class Exposure:
 
     def current(self, symbol: str) -> Entry:
         """``symbol``'s entry, everything refreshed first (``symbol`` normalized)."""
-        if self._expected:
-            self._confirm_expected()
         if self._dirty or self._dirty_orders or self._dirty_underlyings \
                 or self.working._unresolved:
             self.refresh()

@@ -8,8 +8,7 @@ a refused one raises :class:`~host.gateway.PreTradeRejected` from
 
 * keeps the position book current from the gateway's executions (the book is
   first rebuilt from the gateway's journal, so a restart loses nothing) and
-  tells the engine about every exchange message that changes an order, and
-  has the engine's measures brought up to date after each read of them;
+  tells the engine about every exchange message that changes an order;
 * journals risk events in the gateway's journal (kind ``risk``): every
   refusal and every kill reset, and accepted requests too with
   ``journal_accepts`` (they are already journaled as the requests sent);
@@ -65,9 +64,6 @@ class RiskGuard:
                                  gateway.orders, clock=clock)
         # After the position book: an execution changes the position, then the order.
         gateway.on_received.append(self.engine.on_message)
-        # The answers of one read are measured once they are all in, not by
-        # the next check.
-        gateway.after_received.append(self.engine.settle)
         self.engine.restore(self._recorded_events())
         self.journal_accepts = journal_accepts
         # Accepted requests are journaled as the requests sent: without

@@ -39,16 +39,7 @@ for each) and ``host_quote_to_wire_risk_fast_cpu_us`` /
 Stage figures carry wall time (``mean``, ``p50``, ``p99``) and the thread's
 CPU time (``cpu_mean``): on a busy machine the gap is time the thread was
 preempted or waited in the kernel (a journal write that meets the
-committer's fsync, for one).  They are net of the stage timers' own cost
-(calibrated at the start, ``stage_timer_us``); ``other``'s ``cpu_mean`` is
-the first pass's CPU per record less the stages' (the first pass has no
-stage timers).  ``journal`` is the requests' records: written in one write
-as the record's batch ends, just before its send; the triggers' write after
-the send counts under ``other``.
-
-``host_quote_to_wire_answers_cpu_us``: CPU time per record of handling the
-exchange's answers (journal, order manager, positions, risk, trader), work
-done while no record waits; the first pass measures it.
+committer's fsync, for one).
 
 ``python -m host.runtime.bench [--records N] [--ab-records N] [--profile]``
 prints the JSON; ``--profile`` adds the functions that dominate (cProfile).
@@ -136,31 +127,20 @@ class _RiskClock:
 
 
 class _StageClock:
-    """Wraps the stage functions of one gateway with timers (the second pass).
+    """Wraps the stage functions of one gateway with timers (the second pass)."""
 
-    Reading the thread's CPU clock is a system call (about a microsecond
-    and a half on a virtual machine), and a record passes ten timed calls:
-    left in, the timers would be a fifth of what they measure.
-    :meth:`calibrate` measures what a timed empty call reports
-    (``inside``) and what the wrapper adds in all (``added``); the figures
-    are given net of both."""
-
-    def __init__(self, gateway: OrderGateway | None):
+    def __init__(self, gateway: OrderGateway):
         self.gateway = gateway
         self.spent: dict[str, int] = defaultdict(int)
         self.cpu: dict[str, int] = defaultdict(int)
-        self.calls: dict[str, int] = defaultdict(int)
         self.per_record: dict[str, list[int]] = defaultdict(list)
         self.cpu_per_record: dict[str, list[int]] = defaultdict(list)
-        self.calls_per_record: list[int] = []
-        # ns per timed call: reported by an empty one (wall, CPU), added in all (wall)
-        self.inside_wall = self.inside_cpu = self.added_wall = 0.0
 
     def _timed(self, stage: str, fn):
         # Wall time (what the wire sees) and this thread's CPU time (what the
         # code costs: on a busy machine the difference is time the thread
         # was not running, or waited in the kernel).
-        spent, cpu, calls = self.spent, self.cpu, self.calls
+        spent, cpu = self.spent, self.cpu
         wall_clock, cpu_clock = time.perf_counter_ns, time.thread_time_ns
 
         def timed(*args, **kwargs):
@@ -170,49 +150,17 @@ class _StageClock:
             finally:
                 cpu[stage] += cpu_clock() - start_cpu
                 spent[stage] += wall_clock() - start
-                calls[stage] += 1
         return timed
-
-    def calibrate(self, rounds: int = 4000) -> None:
-        """The timers' own cost: the median of a few runs of ``rounds``
-        empty calls, timed and bare."""
-        def empty():
-            return None
-        timed = self._timed("_probe", empty)
-        wall_clock = time.perf_counter_ns
-        inside_wall, inside_cpu, added = [], [], []
-        for _ in range(5):
-            self.spent.clear(), self.cpu.clear()
-            start = wall_clock()
-            for _ in range(rounds):
-                empty()
-            bare = wall_clock() - start
-            start = wall_clock()
-            for _ in range(rounds):
-                timed()
-            wrapped = wall_clock() - start
-            inside_wall.append(self.spent["_probe"] / rounds)
-            inside_cpu.append(self.cpu["_probe"] / rounds)
-            added.append((wrapped - bare) / rounds)
-        self.inside_wall = float(np.median(inside_wall))
-        self.inside_cpu = float(np.median(inside_cpu))
-        self.added_wall = float(np.median(added))
-        self.spent.clear(), self.cpu.clear(), self.calls.clear()
 
     @contextmanager
     def installed(self):
         gateway, client = self.gateway, self.gateway.client
         saved_encode = {cls: cls.encode for cls in ouch50.INBOUND_MESSAGES}
         saved = []
-        # The journal stage: the requests' records (held in a batch and
-        # written as it ends, or appended one by one outside one).
         for owner, name, stage in ((gateway, "pre_trade", "risk"),
                                    (gateway.journal, "append", "journal"),
-                                   (client, "before_flush", "journal"),
                                    (gateway.orders, "sent", "orders"),
                                    (client, "send", "send"), (client, "_flush", "send")):
-            if getattr(owner, name, None) is None:
-                continue          # (a gateway without that hook)
             saved.append((owner, name, vars(owner).get(name, _ABSENT)))
             setattr(owner, name, self._timed(stage, getattr(owner, name)))
         for cls, encode in saved_encode.items():
@@ -231,51 +179,11 @@ class _StageClock:
     def start_record(self) -> None:
         self.spent.clear()
         self.cpu.clear()
-        self.calls.clear()
 
     def end_record(self) -> None:
         for stage in STAGES:
-            calls = self.calls.get(stage, 0)
-            self.per_record[stage].append(self.spent.get(stage, 0) - calls * self.inside_wall)
-            self.cpu_per_record[stage].append(self.cpu.get(stage, 0) - calls * self.inside_cpu)
-        self.calls_per_record.append(sum(self.calls.values()))
-
-
-class _AnswerClock:
-    """CPU time of the host's handling of the exchange's answers (journal,
-    order manager, positions, risk, trader), per record (the plain pass:
-    work the quote path no longer waits for shows up here)."""
-
-    def __init__(self, client, inside_cpu: float):
-        self.client = client
-        self.inside_cpu = inside_cpu
-        self.cpu = 0
-        self.calls = 0
-
-    @contextmanager
-    def installed(self):
-        client = self.client
-        handler = client.on_sequenced
-        cpu_clock = time.thread_time_ns
-
-        def timed(seq, raw):
-            start = cpu_clock()
-            try:
-                handler(seq, raw)
-            finally:
-                self.cpu += cpu_clock() - start
-                self.calls += 1
-        client.on_sequenced = timed
-        try:
-            yield self
-        finally:
-            client.on_sequenced = handler
-
-    def take(self) -> float:
-        """ns since the last take, net of the timer."""
-        spent = self.cpu - self.calls * self.inside_cpu
-        self.cpu = self.calls = 0
-        return spent
+            self.per_record[stage].append(self.spent.get(stage, 0))
+            self.cpu_per_record[stage].append(self.cpu.get(stage, 0))
 
 
 async def measure(records: int, profile: bool = False, *, stages: bool = True,
@@ -306,8 +214,6 @@ async def measure(records: int, profile: bool = False, *, stages: bool = True,
         options = len(universe.options)
         profiler = cProfile.Profile() if profile else None
         stage_clock = _StageClock(gateway)
-        stage_clock.calibrate()
-        answer_clock = _AnswerClock(gateway.client, stage_clock.inside_cpu)
         risk_clock = _RiskClock(gateway)
         engine = guard.engine
         warmup = 2 * options                       # the first rounds enter the orders
@@ -321,7 +227,6 @@ async def measure(records: int, profile: bool = False, *, stages: bool = True,
         record_latency: dict[str, list[int]] = {"plain": [], "stages": [], "fast": [],
                                                 "checks": []}
         record_cpu: dict[str, list[int]] = {"plain": [], "fast": [], "checks": []}
-        answer_cpu: list[float] = []
         risk_cpu: dict[str, list[int]] = {"fast": [], "checks": []}
         cpu_clock = time.thread_time_ns
         i = 0
@@ -333,8 +238,7 @@ async def measure(records: int, profile: bool = False, *, stages: bool = True,
         try:
             for phase, count in phases:
                 context = (stage_clock.installed() if phase == "stages" else
-                           risk_clock.installed() if phase == "ab" else
-                           answer_clock.installed())
+                           risk_clock.installed() if phase == "ab" else None)
                 if context is not None:
                     context.__enter__()
                 try:
@@ -365,8 +269,7 @@ async def measure(records: int, profile: bool = False, *, stages: bool = True,
                         cpu = cpu_clock() - cpu_start
                         if measured and profiler and phase == "plain":
                             profiler.disable()
-                        timed_record = len(trader.latencies_ns) > sent_before and measured
-                        if timed_record:
+                        if len(trader.latencies_ns) > sent_before and measured:
                             record_latency[side].append(trader.latencies_ns[-1])
                             if side in record_cpu:
                                 record_cpu[side].append(cpu)
@@ -375,10 +278,7 @@ async def measure(records: int, profile: bool = False, *, stages: bool = True,
                             if phase == "stages":
                                 stage_clock.end_record()
                         i += 1
-                        answer_clock.take()
                         await answered()
-                        if phase == "plain" and timed_record:
-                            answer_cpu.append(answer_clock.take())
                 finally:
                     engine.fast_path = True
                     if context is not None:
@@ -413,37 +313,23 @@ async def measure(records: int, profile: bool = False, *, stages: bool = True,
         out["host_quote_to_wire_checks_only_p50_us"] = checks["wall_p50_us"]
         out["host_quote_to_wire_checks_only_cpu_ratio"] = (checks["record_cpu_mean_us"]
                                                            / fast["record_cpu_mean_us"])
-    if answer_cpu:
-        out["host_quote_to_wire_answers_cpu_us"] = float(np.mean(answer_cpu)) / 1000.0
     if stages and record_latency["stages"]:
         totals = np.asarray(record_latency["stages"], dtype=np.float64) / 1000.0
         split = {}
-        # What the wrappers add outside what they report, per record.
-        other = totals - (np.asarray(stage_clock.calls_per_record, dtype=np.float64)
-                          * (stage_clock.added_wall - stage_clock.inside_wall) / 1000.0)
-        plain_cpu = float(np.mean(record_cpu["plain"])) / 1000.0 if record_cpu["plain"] else 0.0
-        other_cpu = plain_cpu
+        other = totals.copy()
         for stage in STAGES:
             values = np.asarray(stage_clock.per_record[stage], dtype=np.float64) / 1000.0
             cpu = np.asarray(stage_clock.cpu_per_record[stage], dtype=np.float64) / 1000.0
             other -= values
-            other_cpu -= float(cpu.mean())
             split[stage] = {"mean": float(values.mean()), "p50": float(np.median(values)),
                             "p99": float(np.percentile(values, 99)),
                             "cpu_mean": float(cpu.mean()),
                             "share": float(values.sum() / totals.sum())}
-        # CPU of the rest: the plain pass's CPU per record (no stage timers)
-        # less the stages' net CPU.
         split["other"] = {"mean": float(other.mean()), "p50": float(np.median(other)),
-                          "p99": float(np.percentile(other, 99)), "cpu_mean": other_cpu,
+                          "p99": float(np.percentile(other, 99)),
                           "share": float(other.sum() / totals.sum())}
         out["stages_us"] = split
         out["stages_total_p50_us"] = float(np.percentile(totals, 50))
-        out["stage_timer_us"] = {"reported_wall": stage_clock.inside_wall / 1000.0,
-                                 "reported_cpu": stage_clock.inside_cpu / 1000.0,
-                                 "added_wall": stage_clock.added_wall / 1000.0,
-                                 "calls_per_record": float(np.mean(
-                                     stage_clock.calls_per_record))}
         # Flat copies for bench.json (make bench keeps the host_quote_to_wire keys).
         for stage, figures in split.items():
             out[f"host_quote_to_wire_stage_{stage}_mean_us"] = figures["mean"]

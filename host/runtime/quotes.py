@@ -34,8 +34,6 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Callable
 
-import numpy as np
-
 from host.gateway import NotConnectedError, OrderState, PreTradeRejected, TERMINAL_STATES
 from host.protocols import ouch50
 from host.quoting.records import KIND_CANCEL, KIND_QUOTE, SIDE_ASK, SIDE_BID
@@ -70,46 +68,6 @@ class Trigger:
         if len(payload) != _TRIGGER.size:
             raise ValueError(f"trigger record of {len(payload)} bytes, expected {_TRIGGER.size}")
         return cls(*_TRIGGER.unpack(payload))
-
-
-_STRUCT_CODES = {1: "B", 2: "H", 4: "I", 8: "Q"}
-
-
-def _unpacker(dtype) -> Callable[[object], tuple] | None:
-    """A reader of :data:`_FIELDS` that unpacks them from a record's bytes
-    with one struct call, for a layout of plain integer fields in one byte
-    order (the fabric's :data:`host.quoting.records.QUOTE_DTYPE`); None for
-    any other layout."""
-    fields = []
-    order = None
-    for name in _FIELDS:
-        spec = dtype.fields.get(name)
-        if spec is None:
-            return None
-        base, offset = spec[0], spec[1]
-        if base.kind not in "iu" or base.shape or base.itemsize not in _STRUCT_CODES:
-            return None
-        if base.itemsize > 1:
-            byteorder = base.byteorder if base.byteorder in "<>" else (
-                "<" if np.little_endian else ">")
-            if order not in (None, byteorder):
-                return None
-            order = byteorder
-        code = _STRUCT_CODES[base.itemsize]
-        fields.append((offset, name, code.lower() if base.kind == "i" else code))
-    fields.sort()
-    layout, position = [], 0
-    for offset, _, code in fields:
-        if offset < position:
-            return None                 # overlapping fields
-        layout.append(f"{offset - position}x{code}" if offset > position else code)
-        position = offset + struct.calcsize(code)
-    if position > dtype.itemsize:
-        return None
-    unpack = struct.Struct((order or "<") + "".join(layout)).unpack_from
-    in_memory = [name for _, name, _ in fields]
-    pick = operator.itemgetter(*(in_memory.index(name) for name in _FIELDS))
-    return lambda record: pick(unpack(record))
 
 
 class _Wanted:
@@ -165,13 +123,10 @@ class QuoteTrader:
         self.latencies_ns: list[int] = []
         self.deferred_waits_ns: list[int] = []
         self._handling: int | None = None
-        self._sent_now: list[tuple[int, int, tuple]] = []   # (UserRefNum, option, cause)
+        self._sent_now: list[tuple[int, int, tuple, int]] = []
         self._symbols = [o.symbol for o in universe.options]
         self._option_ids = {o.symbol: o.option_id for o in universe.options}
-        # Per option row: its (bid, ask) keys, made once.
-        self._keys = [((row, "B"), (row, "S")) for row in range(len(self._symbols))]
-        self._layouts: dict = {}      # dtype -> reader of its records
-        self._last_dtype = self._last_reader = None
+        self._layouts: dict = {}      # dtype -> reader of its item() tuple
 
     def adopt(self) -> int:
         """Take over the orders a restart rebuilt from the journal: each live
@@ -198,47 +153,34 @@ class QuoteTrader:
 
     # -- records in ---------------------------------------------------------------
     def _read(self, record) -> tuple:
-        """The fields of :data:`_FIELDS` as Python ints.  A numpy record of
-        a plain integer layout (the fabric's) is unpacked straight from its
-        bytes, others are read in one ``item()`` call (reading fields one
-        by one costs about a microsecond each)."""
+        """The fields of :data:`_FIELDS` as Python ints.  A numpy record is
+        read in one ``item()`` call (reading its fields one by one costs about
+        a microsecond each)."""
         dtype = getattr(record, "dtype", None)
         if dtype is not None and dtype.names:
-            if dtype is self._last_dtype:
-                return self._last_reader(record)
             reader = self._layouts.get(dtype)
             if reader is None:
                 reader = self._layouts[dtype] = self._reader(dtype)
-            self._last_dtype, self._last_reader = dtype, reader
-            return reader(record)
+            return reader(record.item())
         return tuple(int(record[f]) if f in record else 0 for f in _FIELDS)
 
     @staticmethod
-    def _reader(dtype) -> Callable[[object], tuple]:
+    def _reader(dtype) -> Callable[[tuple], tuple]:
         names = dtype.names
         layout = tuple(names.index(f) if f in names else None for f in _FIELDS)
-        unpack = _unpacker(dtype)
-        if unpack is not None:
-            return unpack
         integral = all(dtype.fields[names[i]][0].kind in "iu" for i in layout if i is not None)
         if integral and None not in layout:
-            # item() already gives Python ints: pick them out in one call.
-            pick = operator.itemgetter(*layout)
-            return lambda record: pick(record.item())
-
-        def read(record) -> tuple:
-            values = record.item()
-            return tuple(0 if i is None else int(values[i]) for i in layout)
-        return read
+            # item() already gave Python ints: pick them out in one call.
+            return operator.itemgetter(*layout)
+        return lambda values: tuple(0 if i is None else int(values[i]) for i in layout)
 
     def on_record(self, record, received_ns: int | None = None) -> None:
         received_ns = self.clock() if received_ns is None else received_ns
         self._handling = received_ns
         sent = self._sent_now
         try:
-            batch = self.batch
-            if batch is not None:
-                with batch:
+            if self.batch is not None:
+                with self.batch:
                     self._on_record(record, received_ns)
             else:
                 self._on_record(record, received_ns)
@@ -249,12 +191,11 @@ class QuoteTrader:
                 sent_ns = self.clock()
                 self.latencies_ns.append(sent_ns - received_ns)
                 if self.journal_batch is not None and len(sent) > 1:
-                    pack = _TRIGGER.pack
                     self.journal_batch([
-                        (TRIGGER, pack(ref, option_id, *cause, received_ns, sent_ns), None)
-                        for ref, option_id, cause in sent])
+                        (TRIGGER, _TRIGGER.pack(ref, option_id, *cause, received_ns, sent_ns),
+                         None) for ref, option_id, cause, _ in sent])
                 else:
-                    for ref, option_id, cause in sent:
+                    for ref, option_id, cause, _ in sent:
                         self._journal_trigger(ref, option_id, cause, received_ns, sent_ns)
                 sent.clear()
 
@@ -265,41 +206,41 @@ class QuoteTrader:
             self.counts["unknown_option"] += 1
             return
         cause = (seq, msg_index, ingress, egress)
-        bid_key, ask_key = self._keys[option_id]
         if kind == KIND_QUOTE:
             self.counts["quotes"] += 1
-            if not sides & SIDE_BID:
-                bid_price = bid_size = 0
-            if not sides & SIDE_ASK:
-                ask_price = ask_size = 0
+            bid = (SIDE_BID, "B", bid_price, bid_size)
+            ask = (SIDE_ASK, "S", ask_price, ask_size)
+            order = (bid, ask)
             if sides & SIDE_BID:
                 # Move the side first that gets out of the other's way: when
                 # the quote moves up so far that the new bid reaches our
                 # resting ask, the ask goes first (and the other way round),
                 # so the pair never crosses itself.
-                resting_ask = self._order(ask_key)
+                resting_ask = self._order((option_id, "S"))
                 if resting_ask is not None and bid_price >= resting_ask.price:
-                    self._want(ask_key, ask_price, ask_size, cause, received_ns)
-                    self._want(bid_key, bid_price, bid_size, cause, received_ns)
-                    return
-            self._want(bid_key, bid_price, bid_size, cause, received_ns)
-            self._want(ask_key, ask_price, ask_size, cause, received_ns)
+                    order = (ask, bid)
+            for bit, side, price, size in order:
+                if sides & bit:
+                    self._want(option_id, side, price, size, cause, received_ns)
+                else:
+                    self._want(option_id, side, 0, 0, cause, received_ns)
         elif kind == KIND_CANCEL:
             self.counts["cancels"] += 1
-            self._want(bid_key, 0, 0, cause, received_ns)
-            self._want(ask_key, 0, 0, cause, received_ns)
+            for _, side in SIDES:
+                self._want(option_id, side, 0, 0, cause, received_ns)
         else:
             self.counts["bad_kind"] += 1
 
-    def _want(self, key: tuple[int, str], price: int, size: int, cause: tuple,
+    def _want(self, option_id: int, side: str, price: int, size: int, cause: tuple,
               received_ns: int):
+        key = (option_id, side)
         want = self.wanted.get(key)
         if want is None:
             want = self.wanted[key] = _Wanted()
         elif want.cause is not None and self._pending(key):
             self.counts["conflated"] += 1
         want.price, want.size, want.cause, want.received_ns = price, size, cause, received_ns
-        self._carry_out(key, want)
+        self._reconcile(key)
 
     # -- exchange messages in ----------------------------------------------------------
     def on_message(self, msg, orders) -> None:
@@ -317,12 +258,8 @@ class QuoteTrader:
                 key = self.owner.get(msg.user_ref_num)
         if key is not None:
             # Both sides: an answer on one may clear the way for the other.
-            # (A side with nothing waiting has nothing to do.)
-            wanted = self.wanted
-            for side_key in self._keys[key[0]]:
-                want = wanted.get(side_key)
-                if want is not None and want.cause is not None:
-                    self._carry_out(side_key, want)
+            for _, side in SIDES:
+                self._reconcile((key[0], side))
 
     # -- requests out --------------------------------------------------------------------
     def _order(self, key):
@@ -341,36 +278,31 @@ class QuoteTrader:
 
     def _reconcile(self, key) -> None:
         want = self.wanted.get(key)
-        if want is not None and want.cause is not None:
-            self._carry_out(key, want)
-
-    def _carry_out(self, key, want: _Wanted) -> None:
-        """Move ``key``'s order toward ``want`` (whose cause is set)."""
+        if want is None or want.cause is None:
+            return
         order = self._order(key)
+        option_id, side = key
         if order is not None and order.state in _PENDING:
             return
-        orders = self.orders
         if want.size == 0:
             if order is None:
                 want.cause = None
                 return
-            msg = orders.cancel(order.user_ref_num)
+            msg = self.orders.cancel(order.user_ref_num)
         elif order is None:
-            msg = orders.enter(key[1], want.size, self._symbols[key[0]], want.price,
-                               firm=self.firm or None)
-        elif order.price == want.price and \
-                order.quantity - order.filled - order.canceled == want.size:
+            msg = self.orders.enter(side, want.size, self._symbols[option_id],
+                                    want.price, firm=self.firm or None)
+        elif order.price == want.price and order.open_quantity == want.size:
             want.cause = None
             return
         else:
-            msg = orders.replace(order.user_ref_num, want.size, want.price)
+            msg = self.orders.replace(order.user_ref_num, want.size, want.price)
         cause, received_ns = want.cause, want.received_ns
         want.cause = None
         try:
             self.submit(msg)
         except PreTradeRejected as exc:
             self.counts[f"risk_rejected_{exc.decision.reason}"] += 1
-            option_id, side = key
             if exc.decision.reason == "self_trade" and self._pending((option_id, OTHER[side])):
                 # The other side is still moving out of the way: retry when
                 # its answer arrives.
@@ -382,21 +314,20 @@ class QuoteTrader:
         cls = type(msg)
         self.counts[cls.__name__] += 1
         ref = msg.user_ref_num
-        owner = self.owner
-        owner[ref] = key
+        self.owner[ref] = key
         if cls is not ouch50.CancelOrderRequest:
             self.working[key] = ref
             if cls is ouch50.ReplaceOrderRequest:
-                owner[msg.orig_user_ref_num] = key
+                self.owner[msg.orig_user_ref_num] = key
         if self._handling == received_ns:
             # Sent while handling its record: timed when the record's batch
             # has gone out (on_record).
-            self._sent_now.append((ref, key[0], cause))
+            self._sent_now.append((ref, option_id, cause, received_ns))
         else:
             sent_ns = self.clock()
             self.counts["deferred"] += 1
             self.deferred_waits_ns.append(sent_ns - received_ns)
-            self._journal_trigger(ref, key[0], cause, received_ns, sent_ns)
+            self._journal_trigger(ref, option_id, cause, received_ns, sent_ns)
 
     def _journal_trigger(self, ref: int, option_id: int, cause: tuple, received_ns: int,
                          sent_ns: int) -> None:

@@ -13,8 +13,7 @@ from hypothesis import given, settings, strategies as st
 
 from host.exchange import ExchangeConfig, ExchangeServer
 from host.gateway import NotConnectedError, OrderGateway, OrderState, PreTradeRejected, rebuild
-from host.journal import Journal, JournalError
-from host.journal.journal import scan
+from host.journal import Journal
 from host.protocols import ouch50, soupbintcp
 from host.protocols.errors import EncodeError
 from host.protocols.layout import Message
@@ -149,10 +148,6 @@ def test_risk_and_trader_follow_adopted_orders(tmp_path):
     run(main())
 
 
-def state_of(gw, msg):
-    return gw.orders.order(msg.user_ref_num).state
-
-
 def test_a_batch_leaves_in_one_send_and_refusals_stay_out(tmp_path):
     class Refuse:
         accepted = False
@@ -178,163 +173,22 @@ def test_a_batch_leaves_in_one_send_and_refusals_stay_out(tmp_path):
                 with pytest.raises(PreTradeRejected):
                     gw.submit(gw.orders.enter("B", 13, "ZAAB", 1_0000))
                 b = gw.submit(gw.orders.enter("S", 2, "ZAAB", 9_0000))
-                # Accounted for at once; journaled and on the wire at the end.
-                assert state_of(gw, a) is state_of(gw, b) is OrderState.PENDING_NEW
-                assert gw.journal.held == 2 and writes == []
+                # Journaled and accounted at once, on the wire only at the end.
+                assert [r.kind for r in gw.journal.records[-2:]] == ["tx", "tx"]
+                assert writes == []
             packets = soupbintcp.SoupFramer(soupbintcp.CLIENT).feed(b"".join(writes))
-            assert len(writes) == 1 and gw.journal.held == 0
+            assert len(writes) == 1
             assert [ouch50.decode_inbound(p.message) for p in packets] == [a, b]
-            assert [ouch50.decode_inbound(r.payload) for r in gw.journal.records[-2:]] == [a, b]
             await gw.wait_until(lambda: gw.orders.order(b.user_ref_num).state
                                 is OrderState.LIVE, 5)
-            # Staged requests of a session that drops are counted, not sent,
-            # and journaled all the same (the order manager has them).
+            # Staged requests of a session that drops are counted, not sent.
             with gw.batch:
-                c = gw.submit(gw.orders.enter("B", 3, "ZAAB", 1_0000))
+                gw.submit(gw.orders.enter("B", 3, "ZAAB", 1_0000))
                 gw.client._teardown()
             assert gw.client.counts["staged_dropped"] == 1
-            assert ouch50.decode_inbound(gw.journal.records[-1].payload) == c
             with pytest.raises(NotConnectedError):
                 gw.submit(gw.orders.enter("B", 4, "ZAAB", 1_0000))
             await gw.close(logout=False)
-    run(main())
-
-
-class JournalFirstTransport:
-    """Socket stand-in: at every write, reads the journal's file as a
-    restart after ``kill -9`` would and notes each request in the bytes
-    that has no ``tx`` record there yet."""
-
-    def __init__(self, real, path):
-        self.real, self.path = real, path
-        self.requests: list[bytes] = []
-        self.unjournaled: list[bytes] = []
-        self.writes = 0
-
-    def write(self, data):
-        self.writes += 1
-        records, _ = scan(self.path.read_bytes(), self.path)
-        journaled = [r.payload for r in records if r.kind == "tx"]
-        for packet in soupbintcp.SoupFramer(soupbintcp.CLIENT).feed(bytes(data)):
-            if isinstance(packet, soupbintcp.UnsequencedData):
-                self.requests.append(packet.message)
-                if packet.message not in journaled:
-                    self.unjournaled.append(packet.message)
-        self.real.write(data)
-
-    def __getattr__(self, name):
-        return getattr(self.real, name)
-
-
-def test_every_request_is_in_the_journal_file_before_its_bytes_reach_the_socket(tmp_path):
-    """Single requests, a batch, and requests that answers cause (sent from
-    the read loop's batch): the journal's file holds each request's record
-    when the socket gets its bytes, and the journal's records are in the
-    order of the calls, as one append per request would have left them."""
-    async def main():
-        async with ExchangeServer(ExchangeConfig(users=USERS)) as server:
-            path = tmp_path / "mm.journal"
-            gw = OrderGateway(path, "127.0.0.1", server.port, "ZMM01", USERS["ZMM01"],
-                              durability="group")
-            follow_ups = []
-
-            def requote(msg, orders):
-                # Each accepted bid is replaced one tick lower at once.
-                if type(msg) is ouch50.OrderAccepted and msg.side == "B" \
-                        and msg.user_ref_num not in follow_ups:
-                    follow_ups.append(msg.user_ref_num)
-                    gw.submit(orders.replace(msg.user_ref_num, msg.quantity, msg.price - 100))
-            gw.on_received.append(requote)
-            await gw.start()
-            transport = gw.client._transport = JournalFirstTransport(gw.client._transport, path)
-            single = gw.submit(gw.orders.enter("S", 1, "ZAAB", 9_0000))
-            with gw.batch:
-                batch = [gw.submit(gw.orders.enter("B", n, "ZAAB", 1_0000 + n * 100))
-                         for n in (1, 2, 3)]
-            assert transport.writes == 2
-            await gw.wait_until(lambda: len(follow_ups) == 3 and all(
-                state_of(gw, m) is OrderState.LIVE for m in batch), 5)
-            await gw.wait_until(lambda: not any(
-                o.state is OrderState.PENDING_REPLACE for o in gw.orders.unique_orders()), 5)
-            assert transport.unjournaled == []
-            sent = [ouch50.decode_inbound(raw) for raw in transport.requests]
-            assert sent[:4] == [single, *batch]
-            assert [type(m) for m in sent[4:]] == [ouch50.ReplaceOrderRequest] * 3
-            # The journal's order is the order of the calls: each replace
-            # right after the rx record of the Order Accepted that caused it.
-            kinds = [(r.kind, r.payload) for r in gw.journal if r.kind in ("tx", "rx")]
-            for message in sent[4:]:
-                at = kinds.index(("tx", message.encode()))
-                kind, payload = kinds[at - 1]
-                answer = ouch50.decode_outbound(payload, 8)
-                assert kind == "rx" and type(answer) is ouch50.OrderAccepted
-                assert answer.user_ref_num == message.orig_user_ref_num
-            await gw.close()
-            # A restart rebuilds the same orders from the file.
-            manager, _, _, _ = rebuild(Journal(path))
-            assert _view(manager) == _view(gw.orders)
-    run(main())
-
-
-def test_a_journal_that_cannot_write_keeps_the_batch_off_the_wire(tmp_path, monkeypatch):
-    import os
-
-    async def main():
-        async with ExchangeServer(ExchangeConfig(users=USERS)) as server:
-            path = tmp_path / "mm.journal"
-            gw = OrderGateway(path, "127.0.0.1", server.port, "ZMM01", USERS["ZMM01"],
-                              durability="os")
-            await gw.start()
-            transport = gw.client._transport = JournalFirstTransport(gw.client._transport, path)
-
-            def disk_full(fd, data):
-                raise OSError(28, "No space left on device")
-            with pytest.raises(JournalError):
-                with gw.batch:
-                    gw.submit(gw.orders.enter("B", 1, "ZAAB", 1_0000))
-                    monkeypatch.setattr(os, "write", disk_full)
-            monkeypatch.undo()
-            assert transport.writes == 0 and gw.client.counts["staged_dropped"] == 1
-            assert gw.journal.held == 0
-            with gw.batch:
-                kept = gw.submit(gw.orders.enter("B", 2, "ZAAB", 1_0000))
-            assert transport.writes == 1 and transport.unjournaled == []
-            await gw.close()
-            with Journal(path) as journal:
-                assert [ouch50.decode_inbound(r.payload) for r in journal
-                        if r.kind == "tx"][-1:] == [kept]
-                assert sum(r.kind == "tx" for r in journal) == 2   # Account Query + kept
-    run(main())
-
-
-def test_after_received_runs_once_per_read_after_its_messages(tmp_path):
-    async def main():
-        async with ExchangeServer(ExchangeConfig(users=USERS)) as server:
-            path = tmp_path / "mm.journal"
-            events = []
-            gw = OrderGateway(path, "127.0.0.1", server.port, "ZMM01", USERS["ZMM01"],
-                              durability="os",
-                              on_received=[lambda msg, orders: events.append("message")],
-                              after_received=[lambda: events.append("after")])
-            assert events == ["after"]                 # an empty replay
-            await gw.start()
-            with gw.batch:
-                refs = [gw.submit(gw.orders.enter("B", n, "ZAAB", 1_0000)).user_ref_num
-                        for n in (1, 2, 3, 4)]
-            await gw.wait_until(lambda: all(gw.orders.order(r).state is OrderState.LIVE
-                                            for r in refs), 5)
-            live = events[1:]
-            # Every read's messages, then the hook once; never a hook with
-            # nothing before it.
-            assert live[-1] == "after" and live.count("message") == 5   # + Account Query
-            assert "after" not in (live[0], *[b for a, b in zip(live, live[1:]) if a == "after"])
-            await gw.close()
-            events.clear()
-            replayed = OrderGateway(path, "127.0.0.1", server.port, "ZMM01", USERS["ZMM01"],
-                                    on_received=[lambda msg, orders: events.append("message")],
-                                    after_received=[lambda: events.append("after")])
-            assert events == ["message"] * 5 + ["after"]
-            replayed.journal.close()
     run(main())
 
 
