@@ -175,21 +175,6 @@ class OrderManager:
 
     def sent(self, msg: Message) -> None:
         """Account for a request that has been (journaled and) sent."""
-        cls = type(msg)
-        if cls is ouch50.ReplaceOrderRequest:
-            # The requote, every quote record twice: straight to it.
-            ref = msg.user_ref_num
-            if ref >= self.next_user_ref_num:
-                self.next_user_ref_num = ref + 1
-            order = self.orders.get(msg.orig_user_ref_num)
-            if order is None or order.state not in _WORKING:
-                self.counts["replace_of_non_working"] += 1
-                return
-            order.state = OrderState.PENDING_REPLACE
-            order.pending_replace = (ref, msg.quantity, msg.price)
-            self.orders[ref] = order
-            self.counts[_SENT_KEYS[cls]] += 1
-            return
         if hasattr(msg, "user_ref_num") and not isinstance(msg, (ouch50.CancelOrderRequest,
                                                                  ouch50.ModifyOrderRequest)):
             # Keeps allocation above anything sent, also when rebuilding.

@@ -3,36 +3,25 @@
 :class:`WorkingOrders` follows our non-terminal orders per symbol (as the
 order manager holds them).  :class:`Exposure` keeps, per symbol with a
 position or working orders, the working quantities, the worst-case gross
-contracts, the capital used, the Greeks of the position and the extreme
-prices of the working orders on each side, and their sums per underlying
-and in total.
-
-A symbol's measures are updated in place, and only after something they
-depend on changed.  Two kinds of change are told apart because they cost
-very different amounts: an order message for the symbol (sent or received;
-:meth:`Exposure.touch_orders`) changes only the working quantities and what
-follows from them (gross contracts, capital), while a fill
-(:meth:`Exposure.touch`, the position book's listener) or a mark of the
-underlying (:meth:`Exposure.touch_underlying`) also changes the position's
-cost and Greeks.  Sums are kept by difference (a symbol's old contribution
-out, its new one in) and rebuilt from the symbols whenever a mark of the
-underlying changes, which is every tick, so rounding cannot accumulate.
+contracts, the capital used and the Greeks of the position, and their sums
+per underlying and in total.  An entry is recomputed only after something it
+depends on changed: an order message for that symbol (sent or received), a
+fill, or a mark of its underlying.  Sums are kept by difference (an entry's
+old contribution out, its new one in) and rebuilt from the entries whenever
+a mark of the underlying changes, which is every tick, so rounding cannot
+accumulate.
 
 The rules themselves (what counts as working, how capital is used) are
-described in :mod:`host.risk.engine`; :func:`working_exposure` and
-:func:`capital_usage` are their definitions.
+described in :mod:`host.risk.engine`.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from host.gateway.orders import TERMINAL_STATES, Order, OrderManager
-from host.positions.book import Greeks, PositionBook, side_sign
+from host.positions.book import Greeks, PositionBook, greeks_of, side_sign
 from host.positions.instruments import Instrument, Instruments, normalize_symbol
 from host.positions.marks import PRICE_SCALE, Marks
-from host.positions.theo import Theo
-
-_INFINITY = float("inf")
 
 
 def working_exposure(order: Order) -> tuple[int, int, int, int, int] | None:
@@ -54,57 +43,7 @@ def working_exposure(order: Order) -> tuple[int, int, int, int, int] | None:
     return side_sign(order.side), quantity, cost, low, high
 
 
-def capital_usage(held: int, long_cost: float, buy_quantity: int, sell_quantity: int,
-                  buy_cost: int, multiplier: int, spot: float | None,
-                  margin_fraction: float) -> float | None:
-    """Dollars of premium plus margin one symbol uses: the worse of all its
-    working buys filling and all its working sells filling (see
-    :mod:`host.risk.engine`, step 11).  ``long_cost`` is the open cost of a
-    long position in price units (0.0 unless ``held > 0``); ``spot`` is only
-    needed when an outcome is short, and None then means it cannot be
-    margined (the result is None)."""
-    after_buys = held + buy_quantity
-    after_sells = held - sell_quantity
-    if after_buys > 0 and buy_quantity:
-        opened = after_buys - max(held, 0)
-        premium_buys = long_cost + buy_cost * opened / buy_quantity
-    else:
-        premium_buys = long_cost if after_buys > 0 else 0.0
-    premium_sells = long_cost * after_sells / held if held > 0 and after_sells > 0 else 0.0
-    if after_buys < 0:
-        if spot is None:
-            return None
-        margin_buys = -after_buys * multiplier * spot * margin_fraction
-    else:
-        margin_buys = 0.0
-    if after_sells < 0:
-        if spot is None:
-            return None
-        margin_sells = -after_sells * multiplier * spot * margin_fraction
-    else:
-        margin_sells = 0.0
-    scale = multiplier / PRICE_SCALE
-    return max(premium_buys * scale + margin_buys, premium_sells * scale + margin_sells)
-
-
-#: The Greeks of a symbol without a position (all zero), shared.  Greeks are
-#: kept as tuples in the order delta, gamma, vega, theta, dollar delta,
-#: dollar gamma (the fields of :class:`host.positions.book.Greeks`).
-NO_GREEKS = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
-
-
-def greeks_tuple(instrument: Instrument, quantity: int, theo: Theo, spot: float) -> tuple:
-    """:func:`host.positions.book.greeks_of` as a tuple (no object built)."""
-    units = quantity * instrument.multiplier
-    if instrument.option is None:
-        return float(units), 0.0, 0.0, 0.0, units * spot, 0.0
-    delta = units * theo.delta
-    gamma = units * (theo.gamma or 0.0)
-    return (delta, gamma, units * (theo.vega or 0.0), units * (theo.theta or 0.0),
-            delta * spot, gamma * spot * spot / 100.0)
-
-
-@dataclass(slots=True)
+@dataclass
 class SideTotals:
     buy_quantity: int = 0
     sell_quantity: int = 0
@@ -207,30 +146,23 @@ class WorkingOrders:
         return totals
 
 
+#: The Greeks of a symbol without a position (all zero), shared.
+_NO_GREEKS = Greeks()
+
+
+@dataclass
 class Entry:
     """One symbol's measures (from positions, working orders and marks)."""
 
-    __slots__ = ("symbol", "underlying", "instrument", "held", "totals", "gross", "usage",
-                 "greeks", "missing", "long_cost", "buy_high", "sell_low", "greeks_missing",
-                 "in_sums")
-
-    def __init__(self, symbol: str, underlying: str, instrument: Instrument | None):
-        self.symbol = symbol
-        self.underlying = underlying
-        self.instrument = instrument
-        self.held = 0
-        self.totals = SideTotals()
-        self.gross = 0                  # options: max(|P + B|, |P - S|)
-        self.usage: float | None = 0.0  # None: cannot be margined (no spot)
-        self.greeks: tuple | None = NO_GREEKS   # None: the position has no mark
-        self.missing = ""               # what mark is missing
-        self.greeks_missing = ""
-        self.long_cost = 0.0            # open cost of a long position, price units
-        # Highest price a working buy may trade at, lowest a working sell
-        # may (both prices of a pending replace count).
-        self.buy_high: float | int = -_INFINITY
-        self.sell_low: float | int = _INFINITY
-        self.in_sums = False            # counted in the sums (active when last counted)
+    symbol: str
+    underlying: str
+    instrument: Instrument | None
+    held: int = 0
+    totals: SideTotals = field(default_factory=SideTotals)
+    gross: int = 0                     # options: max(|P + B|, |P - S|)
+    usage: float | None = 0.0          # None: cannot be margined (no spot)
+    greeks: Greeks | None = _NO_GREEKS  # None: the position has no mark
+    missing: str = ""                  # what mark is missing
 
     @property
     def active(self) -> bool:
@@ -245,6 +177,9 @@ class Aggregate:
     missing: str = ""
 
 
+_GREEK_FIELDS = ("delta", "gamma", "vega", "theta", "delta_dollars", "gamma_dollars")
+
+
 class _Sums:
     """Running sums of entries; entries lacking a measure are counted apart."""
 
@@ -254,33 +189,29 @@ class _Sums:
         self._view: Aggregate | None = None
         self.gross = 0
         self.usage = 0.0
-        self.greeks = [0.0] * len(NO_GREEKS)
+        self.greeks = [0.0] * len(_GREEK_FIELDS)
         self.usage_missing: dict[str, str] = {}
         self.greeks_missing: dict[str, str] = {}
 
     def add(self, entry: Entry, sign: int) -> None:
-        """Count ``entry`` in (sign +1) or out (-1)."""
-        self.account(entry.symbol, entry.gross, entry.usage, entry.greeks, entry.missing,
-                     sign, True)
-
-    def account(self, symbol: str, gross: int, usage: float | None, greeks: tuple | None,
-                missing: str, sign: int, with_greeks: bool) -> None:
-        """Count one symbol's measures in or out; ``with_greeks=False``
-        leaves its Greeks where they are (they did not change)."""
         self._view = None
-        self.gross += sign * gross
-        if usage is None:
-            self._missing(self.usage_missing, symbol, missing, sign)
+        self.gross += sign * entry.gross
+        if entry.usage is None:
+            self._missing(self.usage_missing, entry, sign)
         else:
-            self.usage += sign * usage
-        if not with_greeks:
-            return
+            self.usage += sign * entry.usage
+        greeks = entry.greeks
         if greeks is None:
-            self._missing(self.greeks_missing, symbol, missing, sign)
-        elif greeks is not NO_GREEKS:
+            self._missing(self.greeks_missing, entry, sign)
+        elif greeks is not _NO_GREEKS:
+            # The field order of _GREEK_FIELDS.
             sums = self.greeks
-            for i in range(6):
-                sums[i] += sign * greeks[i]
+            sums[0] += sign * greeks.delta
+            sums[1] += sign * greeks.gamma
+            sums[2] += sign * greeks.vega
+            sums[3] += sign * greeks.theta
+            sums[4] += sign * greeks.delta_dollars
+            sums[5] += sign * greeks.gamma_dollars
 
     @property
     def missing(self) -> str:
@@ -289,21 +220,23 @@ class _Sums:
             next(iter(self.greeks_missing.values()), "")
 
     @staticmethod
-    def _missing(table: dict, symbol: str, missing: str, sign: int) -> None:
+    def _missing(table: dict, entry: Entry, sign: int) -> None:
         if sign > 0:
-            table[symbol] = missing
+            table[entry.symbol] = entry.missing
         else:
-            table.pop(symbol, None)
+            table.pop(entry.symbol, None)
 
     def view(self) -> Aggregate:
         """The sums as an :class:`Aggregate` (kept until the sums change)."""
         view = self._view
         if view is None:
+            missing = next(iter(self.usage_missing.values()), "") or \
+                next(iter(self.greeks_missing.values()), "")
             view = self._view = Aggregate(
                 gross=self.gross,
                 usage=None if self.usage_missing else self.usage,
                 greeks=None if self.greeks_missing else Greeks(*self.greeks),
-                missing=self.missing)
+                missing=missing)
         return view
 
 
@@ -320,16 +253,12 @@ class Exposure:
         self.working = working
         self.short_option_margin = short_option_margin
         self.short_stock_margin = short_stock_margin
-        #: the active symbols' entries (a position or working orders)
         self.entries: dict[str, Entry] = {}
-        self._states: dict[str, Entry] = {}           # every symbol measured so far
         self._members: dict[str, set[str]] = {}       # underlying -> active symbols
         self._sums: dict[str, _Sums] = {}
         self._total = _Sums()
-        self._dirty: set[str] = set()                 # positions (and everything) changed
-        self._dirty_orders: set[str] = set()          # only working orders changed
+        self._dirty: set[str] = set()
         self._dirty_underlyings: set[str] = set()
-        self._spots: dict[str, float | None] = {}     # marks.spot per underlying, until it moves
         self.recomputed = 0
         positions.listeners.append(self.touch)
         marks.listeners.append(self.touch_underlying)
@@ -337,17 +266,10 @@ class Exposure:
 
     # -- invalidation -------------------------------------------------------------
     def touch(self, symbol: str) -> None:
-        """Anything of ``symbol`` may have changed (its position, for one)."""
         self._dirty.add(normalize_symbol(symbol))
-
-    def touch_orders(self, symbol: str) -> None:
-        """Only ``symbol``'s working orders may have changed (``symbol`` as
-        normalized)."""
-        self._dirty_orders.add(symbol)
 
     def touch_underlying(self, underlying: str) -> None:
         self._dirty_underlyings.add(underlying)
-        self._spots.pop(underlying, None)
 
     def touch_all(self) -> None:
         self._dirty.update(self.entries)
@@ -362,24 +284,19 @@ class Exposure:
         position = self.positions.position(symbol)
         return (position.underlying if position is not None else symbol), None
 
-    def _spot(self, underlying: str) -> float | None:
-        try:
-            return self._spots[underlying]
-        except KeyError:
-            spot = self._spots[underlying] = self.marks.spot(underlying)
-            return spot
-
-    def _fraction(self, instrument: Instrument) -> float:
-        return (self.short_option_margin if instrument.option is not None
-                else self.short_stock_margin)
-
     def margin(self, instrument: Instrument, short: int) -> float | None:
         if short <= 0:
             return 0.0
-        spot = self.marks.spot(instrument.underlying)
+        return self._margin_at(instrument, short, self.marks.spot(instrument.underlying))
+
+    def _margin_at(self, instrument: Instrument, short: int, spot: float | None) -> float | None:
+        if short <= 0:
+            return 0.0
         if spot is None:
             return None
-        return short * instrument.multiplier * spot * self._fraction(instrument)
+        fraction = (self.short_option_margin if instrument.option is not None
+                    else self.short_stock_margin)
+        return short * instrument.multiplier * spot * fraction
 
     def usage(self, instrument: Instrument, held: int, totals: SideTotals) -> float | None:
         """Capital used by one symbol: the worse of all working buys filling
@@ -387,196 +304,71 @@ class Exposure:
         position = self.positions.position(instrument.symbol)
         long_cost = float(position.open_cost) if (position is not None and held > 0) else 0.0
         after_buys, after_sells = totals.worst(held)
+        if after_buys > 0 and totals.buy_quantity:
+            opened = after_buys - max(held, 0)
+            premium_buys = long_cost + totals.buy_cost * opened / totals.buy_quantity
+        else:
+            premium_buys = long_cost if after_buys > 0 else 0.0
+        premium_sells = long_cost * after_sells / held if held > 0 and after_sells > 0 else 0.0
+        # One spot lookup for both outcomes (only a short needs it).
         spot = (self.marks.spot(instrument.underlying) if after_buys < 0 or after_sells < 0
                 else None)
-        return capital_usage(held, long_cost, totals.buy_quantity, totals.sell_quantity,
-                             totals.buy_cost, instrument.multiplier, spot,
-                             self._fraction(instrument))
-
-    def _measure_position(self, entry: Entry) -> None:
-        """Held quantity, its cost and Greeks (after a fill or a new mark)."""
-        symbol = entry.symbol
-        position = self.positions.positions.get(symbol)
-        held = entry.held = 0 if position is None else position.quantity
-        entry.long_cost = float(position.open_cost) if held > 0 else 0.0
-        instrument = entry.instrument
-        entry.greeks_missing = ""
-        if instrument is None:
-            if held:
-                entry.greeks = None
-                entry.greeks_missing = f"{symbol} is not a configured instrument"
-            else:
-                entry.greeks = NO_GREEKS
-        elif held:
-            theo = self.marks.theo(symbol)
-            spot = self._spot(entry.underlying)
-            if theo is None or spot is None:
-                entry.greeks = None
-                entry.greeks_missing = f"no {'theo' if theo is None else 'spot'} for {symbol}"
-            else:
-                entry.greeks = greeks_tuple(instrument, held, theo, spot)
-        else:
-            entry.greeks = NO_GREEKS
-
-    def _measure_orders(self, entry: Entry) -> None:
-        """Working quantities, price extremes, gross contracts and capital."""
-        symbol = entry.symbol
-        buy_quantity = sell_quantity = buy_cost = 0
-        buy_high, sell_low = -_INFINITY, _INFINITY
-        book = self.working._by_symbol.get(symbol)
-        if book:
-            done = None
-            # The rule of working_exposure, inline: this runs on every
-            # change of one of the symbol's orders.
-            for key, order in book.items():
-                if order.state in TERMINAL_STATES:
-                    if done is None:
-                        done = []
-                    done.append(key)
-                    continue
-                quantity = order.quantity - order.filled - order.canceled
-                low = high = order.price
-                cost = quantity * low
-                replace = order.pending_replace
-                if replace is not None:
-                    _, new_quantity, new_price = replace
-                    if new_quantity > quantity:
-                        quantity = new_quantity
-                    new_cost = new_quantity * new_price
-                    if new_cost > cost:
-                        cost = new_cost
-                    if new_price < low:
-                        low = new_price
-                    elif new_price > high:
-                        high = new_price
-                if quantity <= 0:
-                    continue
-                side = order.side
-                if side == "B":
-                    buy_quantity += quantity
-                    buy_cost += cost
-                    if high > buy_high:
-                        buy_high = high
-                else:
-                    sign = side_sign(side)
-                    if sign < 0:
-                        sell_quantity += quantity
-                    # An order of no known side counts on neither side's
-                    # quantity but is in the way of both (as in the checks).
-                    if low < sell_low:
-                        sell_low = low
-                    if sign == 0 and high > buy_high:
-                        buy_high = high
-            if done is not None:
-                for key in done:
-                    del book[key]
-                if not book:
-                    del self.working._by_symbol[symbol]
-        totals = entry.totals
-        totals.buy_quantity, totals.sell_quantity, totals.buy_cost = \
-            buy_quantity, sell_quantity, buy_cost
-        entry.buy_high, entry.sell_low = buy_high, sell_low
-        instrument = entry.instrument
-        if instrument is None:
-            entry.gross = 0
-            entry.usage = None if entry.held else 0.0
-            entry.missing = entry.greeks_missing
-            return
-        held = entry.held
-        long_ = held + buy_quantity
-        short = held - sell_quantity
-        if instrument.option is not None:
-            entry.gross = max(abs(long_), abs(short))
-        spot = self._spot(entry.underlying) if long_ < 0 or short < 0 else None
-        entry.usage = capital_usage(held, entry.long_cost, buy_quantity, sell_quantity,
-                                    buy_cost, instrument.multiplier, spot,
-                                    self._fraction(instrument))
-        entry.missing = entry.greeks_missing or (
-            f"no spot for {entry.underlying}" if entry.usage is None else "")
-
-    def _new_entry(self, symbol: str) -> Entry:
-        underlying, instrument = self._underlying_of(symbol)
-        return Entry(symbol, underlying, instrument)
+        margin_buys = self._margin_at(instrument, -after_buys, spot)
+        margin_sells = self._margin_at(instrument, -after_sells, spot)
+        if margin_buys is None or margin_sells is None:
+            return None
+        scale = instrument.multiplier / PRICE_SCALE
+        return max(premium_buys * scale + margin_buys, premium_sells * scale + margin_sells)
 
     def compute(self, symbol: str) -> Entry:
-        """A fresh entry for ``symbol`` (not kept)."""
-        entry = self._new_entry(symbol)
-        self._measure_position(entry)
-        self._measure_orders(entry)
-        return entry
-
-    def _update(self, symbol: str, position_changed: bool, rebuilding=()) -> Entry:
-        """Measure ``symbol`` again and move its contribution in the sums
-        (not for the underlyings in ``rebuilding``: their sums start afresh)."""
-        entry = self._states.get(symbol)
-        if entry is None:
-            entry = self._states[symbol] = self._new_entry(symbol)
-            position_changed = True
-        underlying = entry.underlying
-        was_counted = entry.in_sums
-        counting = underlying not in rebuilding
-        old = (entry.gross, entry.usage, entry.greeks, entry.missing) \
-            if was_counted and counting else None
-        if position_changed:
-            self._measure_position(entry)
-        self._measure_orders(entry)
-        self.recomputed += 1
-        active = bool(entry.held or entry.totals.buy_quantity or entry.totals.sell_quantity)
-        if active and not was_counted:
-            self.entries[symbol] = entry
-            self._members.setdefault(underlying, set()).add(symbol)
-        elif was_counted and not active:
-            del self.entries[symbol]
-            self._members[underlying].discard(symbol)
-        entry.in_sums = active
-        if not counting:
+        underlying, instrument = self._underlying_of(symbol)
+        entry = Entry(symbol, underlying, instrument, self.positions.quantity(symbol),
+                      self.working.totals(symbol))
+        if instrument is None:
+            if entry.held:
+                entry.usage = entry.greeks = None
+                entry.missing = f"{symbol} is not a configured instrument"
             return entry
-        total = self._total
-        if old is not None:
-            old_gross, old_usage, old_greeks, old_missing = old
-            usage = entry.usage
-            if active and not position_changed and old_usage is not None and usage is not None:
-                # The common change (one of our orders moved): gross
-                # contracts and capital move, the Greeks cannot.
-                gross = entry.gross - old_gross
-                for sums in (self._sums[underlying], total):
-                    sums._view = None
-                    sums.gross += gross
-                    sums.usage -= old_usage
-                    sums.usage += usage
-                return entry
-            for sums in (self._sums[underlying], total):
-                sums.account(symbol, old_gross, old_usage, old_greeks, old_missing, -1,
-                             position_changed)
-        if active:
-            sums = self._sums.get(underlying)
-            if sums is None:
-                sums = self._sums[underlying] = _Sums()
-            # Greeks unchanged and still counted: leave them.
-            greeks = position_changed or not was_counted
-            for sums in (sums, total):
-                sums.account(symbol, entry.gross, entry.usage, entry.greeks, entry.missing, +1,
-                             greeks)
+        long_, short = entry.totals.worst(entry.held)
+        if instrument.option is not None:
+            entry.gross = max(abs(long_), abs(short))
+        entry.usage = self.usage(instrument, entry.held, entry.totals)
+        if entry.usage is None:
+            entry.missing = f"no spot for {underlying}"
+        if entry.held:
+            theo = self.marks.theo(symbol)
+            spot = self.marks.spot(underlying)
+            if theo is None or spot is None:
+                entry.greeks = None
+                entry.missing = f"no {'theo' if theo is None else 'spot'} for {symbol}"
+            else:
+                entry.greeks = greeks_of(instrument, entry.held, theo, spot)
         return entry
 
     def refresh(self) -> None:
-        working = self.working
-        if working._unresolved:
-            self._dirty_orders.update(working.resolve())
+        for symbol in self.working.resolve():
+            self._dirty.add(symbol)
         rebuild = self._dirty_underlyings
-        dirty = self._dirty
         if rebuild:
             for underlying in rebuild:
-                dirty.update(self._members.get(underlying, ()))
-        if dirty:
-            for symbol in dirty:
-                self._update(symbol, True, rebuild)
-            self._dirty_orders.difference_update(dirty)
-            dirty.clear()
-        if self._dirty_orders:
-            for symbol in self._dirty_orders:
-                self._update(symbol, False, rebuild)
-            self._dirty_orders.clear()
+                self._dirty.update(self._members.get(underlying, ()))
+        for symbol in self._dirty:
+            old = self.entries.pop(symbol, None)
+            if old is not None:
+                self._members[old.underlying].discard(symbol)
+                self._sums[old.underlying].add(old, -1)
+                self._total.add(old, -1)
+            entry = self.compute(symbol)
+            self.recomputed += 1
+            if entry.active:
+                self.entries[symbol] = entry
+                self._members.setdefault(entry.underlying, set()).add(symbol)
+                sums = self._sums.get(entry.underlying)
+                if sums is None:
+                    sums = self._sums[entry.underlying] = _Sums()
+                sums.add(entry, +1)
+                self._total.add(entry, +1)
+        self._dirty.clear()
         if rebuild:
             # Start the touched underlyings' sums, and the total, afresh.
             for underlying in rebuild:
@@ -590,18 +382,8 @@ class Exposure:
 
     # -- views (call refresh first) -------------------------------------------------
     def entry(self, symbol: str) -> Entry:
-        entry = self._states.get(symbol)
+        entry = self.entries.get(symbol)
         return entry if entry is not None else self.compute(symbol)
-
-    def current(self, symbol: str) -> Entry:
-        """``symbol``'s entry, everything refreshed first (``symbol`` normalized)."""
-        if self._dirty or self._dirty_orders or self._dirty_underlyings \
-                or self.working._unresolved:
-            self.refresh()
-        entry = self._states.get(symbol)
-        if entry is None:
-            entry = self._update(symbol, True)
-        return entry
 
     def underlying(self, underlying: str) -> Aggregate:
         sums = self._sums.get(underlying)
@@ -611,7 +393,7 @@ class Exposure:
         return self._total.view()
 
     # The running sums themselves, for the checks (no view built per request).
-    # Greeks in the order of NO_GREEKS; read only.
+    # Greeks in the order of _GREEK_FIELDS; read only.
     def underlying_sums(self, underlying: str) -> _Sums:
         sums = self._sums.get(underlying)
         return _EMPTY_SUMS if sums is None else sums

@@ -14,12 +14,7 @@ own path.  The clock starts when the record is handed to the trader and
 stops when the send of its requests has returned.
 
 Figures (µs, per record): ``host_quote_to_wire_p50_us`` / ``_p99_us`` /
-``_p999_us`` / ``_max_us`` (wall time), and ``host_quote_to_wire_cpu_mean_us``
-/ ``_cpu_p50_us`` / ``_cpu_p99_us``, the CPU time the thread spends on the
-whole record (also the trigger records journaled after the send, which the
-wall time leaves out): on a shared machine wall time also counts the time
-the thread was not running, CPU time is what the code costs.  A second pass
-with every stage timed gives
+``_p999_us`` / ``_max_us``.  A second pass with every stage timed gives
 ``stages_us``: mean and p99 per record of the risk checks, OUCH encoding,
 the journal write, the order manager's accounting and the socket send, and
 ``other`` (the trader's own work and the rest); flat copies go under
@@ -28,21 +23,13 @@ durability gives ``host_quote_to_wire_fsync_on_path_p50_us`` and its ratio
 to the group-commit p50: what an fsync on the send path would cost instead
 (the ratio is what carries between machines).
 
-The risk engine's fast path against its straightforward checks
-(:mod:`host.risk.engine`), in the same process and under the same load: a
-pass that switches the engine between the two on alternate records gives
-``risk_ab`` (wall and CPU per record and the risk checks' CPU per record,
-for each) and ``host_quote_to_wire_risk_fast_cpu_us`` /
-``_risk_checks_cpu_us`` / ``_risk_cpu_ratio`` (checks over fast) and
-``_checks_only_cpu_ratio`` (whole record).
-
 Stage figures carry wall time (``mean``, ``p50``, ``p99``) and the thread's
 CPU time (``cpu_mean``): on a busy machine the gap is time the thread was
 preempted or waited in the kernel (a journal write that meets the
 committer's fsync, for one).
 
-``python -m host.runtime.bench [--records N] [--ab-records N] [--profile]``
-prints the JSON; ``--profile`` adds the functions that dominate (cProfile).
+``python -m host.runtime.bench [--records N] [--profile]`` prints the JSON;
+``--profile`` adds the functions that dominate (cProfile).
 """
 from __future__ import annotations
 
@@ -88,42 +75,6 @@ def _percentiles(values_ns, prefix: str) -> dict:
             f"{prefix}_p99_us": float(np.percentile(lat, 99)),
             f"{prefix}_p999_us": float(np.percentile(lat, 99.9)),
             f"{prefix}_max_us": float(lat.max())}
-
-
-def _cpu_figures(values_ns, prefix: str) -> dict:
-    cpu = np.asarray(values_ns, dtype=np.float64) / 1000.0
-    if not cpu.size:
-        return {}
-    return {f"{prefix}_cpu_mean_us": float(cpu.mean()),
-            f"{prefix}_cpu_p50_us": float(np.percentile(cpu, 50)),
-            f"{prefix}_cpu_p99_us": float(np.percentile(cpu, 99))}
-
-
-class _RiskClock:
-    """Adds up the thread's CPU time in the gateway's pre-trade hook (the
-    A/B pass: one timer, the same for both sides)."""
-
-    def __init__(self, gateway: OrderGateway):
-        self.gateway = gateway
-        self.cpu = 0
-
-    @contextmanager
-    def installed(self):
-        gateway = self.gateway
-        hook = gateway.pre_trade
-        cpu_clock = time.thread_time_ns
-
-        def timed(msg):
-            start = cpu_clock()
-            try:
-                return hook(msg)
-            finally:
-                self.cpu += cpu_clock() - start
-        gateway.pre_trade = timed
-        try:
-            yield self
-        finally:
-            gateway.pre_trade = hook
 
 
 class _StageClock:
@@ -188,9 +139,7 @@ class _StageClock:
 
 async def measure(records: int, profile: bool = False, *, stages: bool = True,
                   durability: str = "group", stage_records: int | None = None,
-                  fsync_pass: bool = True, ab_records: int | None = None) -> dict:
-    """``ab_records`` (default ``records``; 0: no such pass): records of the
-    fast-path-against-checks pass."""
+                  fsync_pass: bool = True) -> dict:
     universe = build_universe([CHAIN], {"ZBENCH": 1})
     instruments = universe.instruments()
     marks = Marks(instruments)
@@ -214,21 +163,12 @@ async def measure(records: int, profile: bool = False, *, stages: bool = True,
         options = len(universe.options)
         profiler = cProfile.Profile() if profile else None
         stage_clock = _StageClock(gateway)
-        risk_clock = _RiskClock(gateway)
-        engine = guard.engine
         warmup = 2 * options                       # the first rounds enter the orders
         timed = records if stage_records is None else stage_records
-        ab = records if ab_records is None else ab_records
         phases = [("plain", warmup + records)]
         if stages:
             phases.append(("stages", timed))
-        if ab:
-            phases.append(("ab", ab))
-        record_latency: dict[str, list[int]] = {"plain": [], "stages": [], "fast": [],
-                                                "checks": []}
-        record_cpu: dict[str, list[int]] = {"plain": [], "fast": [], "checks": []}
-        risk_cpu: dict[str, list[int]] = {"fast": [], "checks": []}
-        cpu_clock = time.thread_time_ns
+        record_latency: dict[str, list[int]] = {"plain": [], "stages": []}
         i = 0
 
         async def answered():
@@ -237,18 +177,11 @@ async def measure(records: int, profile: bool = False, *, stages: bool = True,
 
         try:
             for phase, count in phases:
-                context = (stage_clock.installed() if phase == "stages" else
-                           risk_clock.installed() if phase == "ab" else None)
+                context = stage_clock.installed() if phase == "stages" else None
                 if context is not None:
                     context.__enter__()
                 try:
-                    for n in range(count):
-                        side = phase
-                        if phase == "ab":
-                            # Alternate records: both sides see the same load.
-                            side = "fast" if n % 2 == 0 else "checks"
-                            engine.fast_path = side == "fast"
-                            risk_clock.cpu = 0
+                    for _ in range(count):
                         option = universe.options[i % options]
                         theo = marks.theo(option.symbol).price
                         tick = 100 * (1 + (i // options) % 3)      # the quote walks 1-3 cents
@@ -264,23 +197,16 @@ async def measure(records: int, profile: bool = False, *, stages: bool = True,
                             stage_clock.start_record()
                         if measured and profiler and phase == "plain":
                             profiler.enable()
-                        cpu_start = cpu_clock()
                         trader.on_record(record, time.monotonic_ns())
-                        cpu = cpu_clock() - cpu_start
                         if measured and profiler and phase == "plain":
                             profiler.disable()
                         if len(trader.latencies_ns) > sent_before and measured:
-                            record_latency[side].append(trader.latencies_ns[-1])
-                            if side in record_cpu:
-                                record_cpu[side].append(cpu)
-                            if side in risk_cpu:
-                                risk_cpu[side].append(risk_clock.cpu)
+                            record_latency[phase].append(trader.latencies_ns[-1])
                             if phase == "stages":
                                 stage_clock.end_record()
                         i += 1
                         await answered()
                 finally:
-                    engine.fast_path = True
                     if context is not None:
                         context.__exit__(None, None, None)
         finally:
@@ -290,29 +216,8 @@ async def measure(records: int, profile: bool = False, *, stages: bool = True,
            "requests": int(trader.counts["ReplaceOrderRequest"] + trader.counts["EnterOrder"]),
            "durability": durability,
            **_percentiles(record_latency["plain"], "host_quote_to_wire"),
-           **_cpu_figures(record_cpu["plain"], "host_quote_to_wire"),
            "risk_refusals": {k: v for k, v in guard.engine.counts.items()
-                             if k.startswith("rejected_")},
-           "risk_fast_accepts": engine.fast_accepts}
-    if record_latency["fast"] and record_latency["checks"]:
-        split = {}
-        for side in ("fast", "checks"):
-            risk = np.asarray(risk_cpu[side], dtype=np.float64) / 1000.0
-            split[side] = {**_percentiles(record_latency[side], "wall"),
-                           **_cpu_figures(record_cpu[side], "record"),
-                           "risk_cpu_mean_us": float(risk.mean()),
-                           "risk_cpu_p50_us": float(np.percentile(risk, 50)),
-                           "risk_cpu_p99_us": float(np.percentile(risk, 99)),
-                           "records": len(record_latency[side])}
-        out["risk_ab"] = split
-        fast, checks = split["fast"], split["checks"]
-        out["host_quote_to_wire_risk_fast_cpu_us"] = fast["risk_cpu_mean_us"]
-        out["host_quote_to_wire_risk_checks_cpu_us"] = checks["risk_cpu_mean_us"]
-        out["host_quote_to_wire_risk_cpu_ratio"] = (checks["risk_cpu_mean_us"]
-                                                    / fast["risk_cpu_mean_us"])
-        out["host_quote_to_wire_checks_only_p50_us"] = checks["wall_p50_us"]
-        out["host_quote_to_wire_checks_only_cpu_ratio"] = (checks["record_cpu_mean_us"]
-                                                           / fast["record_cpu_mean_us"])
+                             if k.startswith("rejected_")}}
     if stages and record_latency["stages"]:
         totals = np.asarray(record_latency["stages"], dtype=np.float64) / 1000.0
         split = {}
@@ -337,7 +242,7 @@ async def measure(records: int, profile: bool = False, *, stages: bool = True,
                 out[f"host_quote_to_wire_stage_{stage}_cpu_us"] = figures["cpu_mean"]
     if fsync_pass:
         fsync = await measure(max(50, records // 25), stages=False, durability="fsync",
-                              fsync_pass=False, ab_records=0)
+                              fsync_pass=False)
         out["host_quote_to_wire_fsync_on_path_p50_us"] = fsync["host_quote_to_wire_p50_us"]
         out["host_quote_to_wire_fsync_on_path_ratio"] = (
             fsync["host_quote_to_wire_p50_us"] / out["host_quote_to_wire_p50_us"])
@@ -351,11 +256,9 @@ async def measure(records: int, profile: bool = False, *, stages: bool = True,
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--records", type=int, default=5000)
-    parser.add_argument("--ab-records", type=int, default=None,
-                        help="records of the fast-path/checks pass (default: --records; 0: none)")
     parser.add_argument("--profile", action="store_true")
     args = parser.parse_args(argv)
-    result = asyncio.run(measure(args.records, args.profile, ab_records=args.ab_records))
+    result = asyncio.run(measure(args.records, args.profile))
     profile = result.pop("profile", None)
     print(json.dumps(result, indent=1))
     if profile:

@@ -18,8 +18,7 @@ the feed message that caused the quote and the fabric's cycle stamps, goes
 to the journal (kind ``trigger``) after the request itself, so a replay can
 tie each order on the wire to the tick that caused it.  The requests one
 record causes leave in one socket send (the gateway's ``batch``); their
-triggers follow, stamped with the time the send returned, in one journal
-write when the journal can take a batch (:meth:`host.journal.Journal.append_batch`).
+triggers follow, stamped with the time the send returned.
 
 Latency (:attr:`QuoteTrader.latencies_ns`): one figure per quote record that
 caused requests, from the record's arrival to its last request's bytes
@@ -27,7 +26,6 @@ handed to the kernel.
 """
 from __future__ import annotations
 
-import operator
 import struct
 import time
 from collections import Counter
@@ -93,22 +91,16 @@ _FIELDS = ("kind", "option_id", "sides", "bid_price", "ask_price", "bid_size", "
 class QuoteTrader:
     """``submit(msg)`` sends one request through risk and the journal (the
     order gateway's ``submit``); ``journal(kind, payload)`` appends a record;
-    ``journal_batch(items)``, when given, appends several ``(kind, payload,
-    None)`` records at once (taken from the journal when ``journal`` is a
-    journal's ``append``); ``batch``, when given (the order gateway's
-    ``batch``), is entered around each quote record so that the record's
-    requests leave in one send."""
+    ``batch``, when given (the order gateway's ``batch``), is entered around
+    each quote record so that the record's requests leave in one send."""
 
     def __init__(self, universe, orders, submit: Callable, journal: Callable[[str, bytes], None],
                  clock: Callable[[], int] = time.monotonic_ns, firm: str = "",
-                 batch=None, journal_batch: Callable | None = None):
+                 batch=None):
         self.universe = universe
         self.orders = orders
         self.submit = submit
         self.journal = journal
-        if journal_batch is None:
-            journal_batch = getattr(getattr(journal, "__self__", None), "append_batch", None)
-        self.journal_batch = journal_batch
         self.clock = clock
         self.firm = firm
         self.batch = batch
@@ -126,7 +118,7 @@ class QuoteTrader:
         self._sent_now: list[tuple[int, int, tuple, int]] = []
         self._symbols = [o.symbol for o in universe.options]
         self._option_ids = {o.symbol: o.option_id for o in universe.options}
-        self._layouts: dict = {}      # dtype -> reader of its item() tuple
+        self._layouts: dict = {}
 
     def adopt(self) -> int:
         """Take over the orders a restart rebuilt from the journal: each live
@@ -158,21 +150,14 @@ class QuoteTrader:
         a microsecond each)."""
         dtype = getattr(record, "dtype", None)
         if dtype is not None and dtype.names:
-            reader = self._layouts.get(dtype)
-            if reader is None:
-                reader = self._layouts[dtype] = self._reader(dtype)
-            return reader(record.item())
+            layout = self._layouts.get(dtype)
+            if layout is None:
+                names = dtype.names
+                layout = self._layouts[dtype] = tuple(
+                    names.index(f) if f in names else None for f in _FIELDS)
+            values = record.item()
+            return tuple(0 if i is None else int(values[i]) for i in layout)
         return tuple(int(record[f]) if f in record else 0 for f in _FIELDS)
-
-    @staticmethod
-    def _reader(dtype) -> Callable[[tuple], tuple]:
-        names = dtype.names
-        layout = tuple(names.index(f) if f in names else None for f in _FIELDS)
-        integral = all(dtype.fields[names[i]][0].kind in "iu" for i in layout if i is not None)
-        if integral and None not in layout:
-            # item() already gave Python ints: pick them out in one call.
-            return operator.itemgetter(*layout)
-        return lambda values: tuple(0 if i is None else int(values[i]) for i in layout)
 
     def on_record(self, record, received_ns: int | None = None) -> None:
         received_ns = self.clock() if received_ns is None else received_ns
@@ -190,13 +175,8 @@ class QuoteTrader:
                 # The record's requests are on the socket now (one send).
                 sent_ns = self.clock()
                 self.latencies_ns.append(sent_ns - received_ns)
-                if self.journal_batch is not None and len(sent) > 1:
-                    self.journal_batch([
-                        (TRIGGER, _TRIGGER.pack(ref, option_id, *cause, received_ns, sent_ns),
-                         None) for ref, option_id, cause, _ in sent])
-                else:
-                    for ref, option_id, cause, _ in sent:
-                        self._journal_trigger(ref, option_id, cause, received_ns, sent_ns)
+                for ref, option_id, cause, _ in sent:
+                    self._journal_trigger(ref, option_id, cause, received_ns, sent_ns)
                 sent.clear()
 
     def _on_record(self, record, received_ns: int) -> None:
