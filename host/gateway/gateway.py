@@ -11,27 +11,6 @@ sequence number to ask the exchange for.
 When the connection drops (EOF, reset, heartbeat timeout) the gateway logs in
 again, with backoff, asking for the message after the last one journaled.
 
-What survives what (the journal's ``durability``, :mod:`host.journal`):
-every record is written to the kernel before ``submit`` hands the request to
-the socket, so ``kill -9`` of the process loses nothing that was sent.  With
-``"fsync"`` every record is durable before it counts.  With ``"group"`` (or
-``"os"``) a power loss may also take the journal's last records since its
-last fsync, requests and exchange messages alike.  The first login after a
-start then repairs that from the exchange: it asks for the
-message after the last ``rx`` on record, so the session replays every answer
-the journal lost (the order manager adopts orders it has no request for from
-Order Accepted and Order Replaced, and the executions rebuild positions),
-then sends an Account Query Request and waits for its response (or
-``reconcile_timeout``) before :meth:`OrderGateway.start` returns.  The
-exchange answers requests in order, so by then everything before it has
-been delivered, and the Account Query Response's next UserRefNum keeps a
-restart from reusing one the exchange has seen.  What the exchange has not
-confirmed is only lost if it never reached the exchange either.
-
-Batches: ``with gateway.batch:`` sends every request submitted inside in one
-socket write when the batch ends (each is still judged, journaled and
-accounted for one by one, in order, before the next).
-
 Two hooks let other components ride on the session:
 
 * ``pre_trade(msg)``: called for every request after it encodes and before
@@ -132,18 +111,14 @@ class OrderGateway:
                  server_timeout: float = 15.0, reconnect: bool = True,
                  reconnect_delay: float = 0.05, max_reconnect_delay: float = 2.0,
                  pre_trade: Callable[[Message], object] | None = None,
-                 on_received: Iterable[Listener] = (), durability: str = "fsync",
-                 reconcile_timeout: float | None = 5.0):
+                 on_received: Iterable[Listener] = (), durability: str = "fsync"):
         self.pre_trade = pre_trade
         self.on_received: list[Listener] = list(on_received)
-        # "group" and "os": records reach the kernel before the request
-        # leaves and become durable off the send path (see host.journal).
+        # durability "os": records reach the kernel before the request leaves;
+        # the owner calls journal.sync() on its own beat (see host.journal).
         self.journal = Journal(journal_path, durability=durability)
         self.orders, next_sequence, session, self.counts = rebuild(self.journal,
                                                                    self.on_received)
-        self._session = session
-        self.reconcile_timeout = reconcile_timeout
-        self._account_answer: asyncio.Future | None = None
         self.client = SoupClient(host, port, username, password, session=session,
                                  next_sequence=next_sequence, on_sequenced=self._on_sequenced,
                                  heartbeat_interval=heartbeat_interval,
@@ -159,41 +134,21 @@ class OrderGateway:
     def next_sequence(self) -> int:
         return self.client.next_sequence
 
-    @property
-    def batch(self):
-        """``with gateway.batch:`` -- the requests submitted inside leave in one send."""
-        return self.client.batch
-
     async def start(self) -> None:
-        """Log in (errors propagate), catch up with the exchange (see the
-        module's notes), then keep the session up in the background."""
+        """Log in (errors propagate), then keep the session up in the background."""
         await self._login()
-        if self.reconcile_timeout is not None and self.journal.durability != "fsync":
-            # With "fsync" every record was durable before it counted:
-            # nothing can be missing.
-            await self._reconcile()
         self._supervisor = asyncio.create_task(self._supervise())
-
-    async def _reconcile(self) -> None:
-        answer = self._account_answer = asyncio.get_running_loop().create_future()
-        try:
-            self.submit(ouch50.AccountQueryRequest(appendage=ouch50.Appendage()))
-            await asyncio.wait_for(asyncio.shield(answer), self.reconcile_timeout)
-            self.counts["reconciled"] += 1
-        except (PreTradeRejected, NotConnectedError):
-            self.counts["reconcile_not_sent"] += 1
-        except asyncio.TimeoutError:
-            self.counts["reconcile_timeouts"] += 1
-            log.warning("no Account Query Response within %s s: trading on what the journal "
-                        "and the session replay gave so far", self.reconcile_timeout)
-        finally:
-            self._account_answer = None
 
     async def _login(self) -> None:
         accepted = await self.client.connect()
-        if accepted.session != self._session:
+        if accepted.session != self._journaled_session():
             self.journal.append(SESSION, accepted.session.encode("ascii"))
-            self._session = accepted.session
+
+    def _journaled_session(self) -> str:
+        for record in reversed(self.journal.records):
+            if record.kind == SESSION:
+                return record.payload.decode("ascii")
+        return ""
 
     async def _supervise(self) -> None:
         delay = self.reconnect_delay
@@ -223,27 +178,21 @@ class OrderGateway:
         else:
             self.orders.received(msg)
             _notify(self.on_received, msg, self.orders, self.counts)
-            answer = self._account_answer
-            if answer is not None and type(msg) is ouch50.AccountQueryResponse \
-                    and not answer.done():
-                answer.set_result(msg)
         self._changed.set()
 
     def submit(self, msg: Message) -> Message:
-        """Judge, journal, send and account for one OUCH request."""
-        client = self.client
-        if not client._up:
+        """Journal, send and account for one OUCH request."""
+        if not self.client.connected:
             raise NotConnectedError("order gateway is not connected")
         raw = msg.encode()
-        pre_trade = self.pre_trade
-        if pre_trade is not None:
-            decision = pre_trade(msg)
+        if self.pre_trade is not None:
+            decision = self.pre_trade(msg)
             if not decision.accepted:
                 self.counts["pre_trade_rejected"] += 1
                 raise PreTradeRejected(msg, decision)
         self.journal.append(TX, raw)
         self.orders.sent(msg)
-        client.send(raw)
+        self.client.send(raw)
         return msg
 
     async def wait_until(self, predicate, timeout: float) -> None:

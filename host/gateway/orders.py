@@ -20,15 +20,6 @@ Order Priority Update re-prices an order; a Broken Trade removes the fill
 from ``fills`` into ``broken`` and counts its shares as canceled (a FILLED
 order becomes CANCELED).
 
-The exchange's view wins where it tells us of an order we did not record
-(a journal that lost its unsynced tail in a power loss, replayed from the
-exchange's session at the next login): an Order Accepted for an unknown
-UserRefNum adopts the order as the exchange describes it
-(``adopted_from_exchange``), and an Order Replaced that answers no pending
-replace of ours is applied all the same (``replaced_unrequested``).  Every
-UserRefNum the exchange names, and the next one an Account Query Response
-announces, keeps allocation above it, so a restart never reuses one.
-
 FILLED, CANCELED and REJECTED are terminal: a message for a terminal order is
 counted under ``late_messages`` and changes nothing.  Quantities obey
 ``0 <= filled + canceled <= quantity`` (``quantity`` is the order's total:
@@ -101,14 +92,6 @@ class Order:
             "broken": list(self.broken),
             "pending_cancel_to": self.pending_cancel_to,
         }
-
-
-#: Answers that carry the UserRefNum of a request that opened one.
-_NAMES_NEW_REF = frozenset({ouch50.OrderAccepted, ouch50.OrderReplaced, ouch50.OrderRejected,
-                            ouch50.MassCancelResponse, ouch50.DisableOrderEntryResponse,
-                            ouch50.EnableOrderEntryResponse})
-_RECEIVED_KEYS = {cls: f"received_{cls.__name__}" for cls in ouch50.OUTBOUND_MESSAGES}
-_SENT_KEYS = {cls: f"sent_{cls.__name__}" for cls in ouch50.INBOUND_MESSAGES}
 
 
 def _resting(order: Order) -> OrderState:
@@ -203,8 +186,7 @@ class OrderManager:
             order.pending_cancel_to = msg.quantity
         elif isinstance(msg, ouch50.MassCancelRequest):
             self.mass_cancels[msg.user_ref_num] = "pending"
-        cls = type(msg)
-        self.counts[_SENT_KEYS.get(cls) or f"sent_{cls.__name__}"] += 1
+        self.counts[f"sent_{type(msg).__name__}"] += 1
 
     # -- incoming -----------------------------------------------------------------
     def _anomaly(self, text: str) -> None:
@@ -222,23 +204,12 @@ class OrderManager:
         return order
 
     def received(self, msg: Message) -> None:
-        cls = type(msg)
-        self.counts[_RECEIVED_KEYS.get(cls) or f"received_{cls.__name__}"] += 1
-        if cls in _NAMES_NEW_REF and msg.user_ref_num >= self.next_user_ref_num:
-            self.next_user_ref_num = msg.user_ref_num + 1
-        handler = self._HANDLERS.get(cls)
+        handler = self._HANDLERS.get(type(msg))
+        self.counts[f"received_{type(msg).__name__}"] += 1
         if handler is not None:
             handler(self, msg)
 
-    def _adopt(self, msg) -> None:
-        order = Order(msg.user_ref_num, msg.symbol, msg.side, msg.price, msg.quantity,
-                      msg.cl_ord_id, user_ref_nums=[msg.user_ref_num])
-        self.orders[msg.user_ref_num] = order
-        self.counts["adopted_from_exchange"] += 1
-
     def _accepted(self, msg) -> None:
-        if msg.user_ref_num not in self.orders:
-            self._adopt(msg)
         order = self._order_for(msg.user_ref_num)
         if order is None:
             return
@@ -318,14 +289,9 @@ class OrderManager:
         if order is None:
             return
         if order.pending_replace is None or order.pending_replace[0] != msg.user_ref_num:
-            if (order.pending_replace is not None or msg.user_ref_num in self.orders
-                    or msg.orig_user_ref_num != order.user_ref_num):
-                self._anomaly(f"Order Replaced {msg.orig_user_ref_num}->{msg.user_ref_num} "
-                              f"not requested")
-                return
-            # Our replace request is not on record, the exchange carried it out.
-            self.counts["replaced_unrequested"] += 1
-            self.orders[msg.user_ref_num] = order
+            self._anomaly(f"Order Replaced {msg.orig_user_ref_num}->{msg.user_ref_num} "
+                          f"not requested")
+            return
         order.pending_replace = None
         order.user_ref_num = msg.user_ref_num
         order.user_ref_nums.append(msg.user_ref_num)
@@ -403,10 +369,6 @@ class OrderManager:
                 return
         self._anomaly(f"Broken Trade for unknown match {msg.match_number} on {msg.user_ref_num}")
 
-    def _account_query_answered(self, msg) -> None:
-        # The exchange's next expected UserRefNum: nothing below it may be used.
-        self.next_user_ref_num = max(self.next_user_ref_num, msg.next_user_ref_num)
-
     def _mass_cancel_done(self, msg) -> None:
         if self.mass_cancels.get(msg.user_ref_num) != "pending":
             self.counts["unknown_mass_cancel"] += 1
@@ -425,7 +387,6 @@ class OrderManager:
         ouch50.CancelReject: _cancel_rejected,
         ouch50.OrderPriorityUpdate: _priority_updated,
         ouch50.BrokenTrade: _trade_broken,
-        ouch50.AccountQueryResponse: _account_query_answered,
     }
 
     # -- views --------------------------------------------------------------------

@@ -6,9 +6,7 @@ is journaled and sent.
 the engine's state (rate windows, duplicate memory, UserRefNums, working
 orders) on the assumption that it is sent; every decision is counted by
 reason in :attr:`RiskEngine.counts` and handed to :attr:`RiskEngine.listeners`
-as a :class:`~host.risk.events.RiskEvent` (refusals and kill resets also to
-:attr:`RiskEngine.refusal_listeners`; with no listener for every decision an
-accepted request builds no event).  The engine does no I/O; the
+as a :class:`~host.risk.events.RiskEvent`.  The engine does no I/O; the
 breach actions that send cancels are carried out by :class:`host.risk.guard.RiskGuard`.
 
 What is checked, per request (first failure wins, in this order)
@@ -109,7 +107,7 @@ from host.protocols import ouch50
 from host.protocols.layout import Message
 from host.risk.events import KILL_RESET, REASONS, RiskDecision, RiskEvent
 from host.risk.exposure import (
-    Exposure, SideTotals, WorkingOrders, working_exposure,
+    Aggregate, Exposure, SideTotals, WorkingOrders, working_exposure,
 )
 from host.risk.limits import Action, RiskLimits
 from host.risk.throttle import NS_PER_SECOND, RateLimit
@@ -141,18 +139,7 @@ class RiskEngine:
         self.orders = orders
         self.clock = clock
         self.counts: Counter = Counter()
-        #: told of every decision (and kill reset)
         self.listeners: list[Callable[[RiskEvent], None]] = []
-        #: told of refusals and kill resets only: an accepted request costs
-        #: no event when nobody listens to every decision
-        self.refusal_listeners: list[Callable[[RiskEvent], None]] = []
-        # Per symbol and per underlying, what the checks look up on every
-        # request (instrument, limits, no-arbitrage bounds at the last BBO),
-        # kept for as long as ``limits`` is the same object (it is frozen).
-        self._instruments: dict[str, Instrument] = {}
-        self._underlying_limits: dict[str, tuple] = {}
-        self._bounds: dict[str, tuple] = {}
-        self._cached_for = limits
         self.killed = False
         self._sequence = 0
         self._last_user_ref_num = orders.next_user_ref_num - 1
@@ -186,22 +173,16 @@ class RiskEngine:
         return self.working.of(normalize_symbol(symbol))
 
     def on_message(self, msg: Message, orders: OrderManager) -> None:
-        """Order gateway listener: an exchange message may have changed an
-        order.  An order the manager adopted from the exchange (one a
-        restart's journal had lost) is followed from then on."""
+        """Order gateway listener: an exchange message may have changed an order."""
         ref = getattr(msg, "orig_user_ref_num", getattr(msg, "user_ref_num", None))
         order = orders.orders.get(ref) if ref is not None else None
         if order is not None:
-            if type(msg) is ouch50.OrderAccepted:
-                self.working.follow(order)
             self.exposure.touch(order.symbol)
 
     # -- the entry point ----------------------------------------------------------
     def check(self, msg: Message, *, risk_action: bool = False) -> RiskDecision:
         """Judge one request; ``risk_action`` marks the guard's own pulls."""
         now = self.clock()
-        if self._cached_for is not self.limits:
-            self._forget_limits()
         try:
             if isinstance(msg, ouch50.EnterOrder):
                 self._enter(msg, now)
@@ -220,22 +201,15 @@ class RiskEngine:
         self._emit(decision, msg, now)
         return decision
 
-    def _forget_limits(self) -> None:
-        self._instruments.clear()
-        self._underlying_limits.clear()
-        self._cached_for = self.limits
-
     def _emit(self, decision: RiskDecision, msg: Message | None, now: int) -> None:
         self._sequence += 1
         if decision.accepted:
             self.counts[decision.reason] += 1
-            if not self.listeners:
-                return
         else:
             self.counts[f"rejected_{decision.reason}"] += 1
             self.counts[f"action_{decision.action.value}"] += 1
-            if not self.listeners and not self.refusal_listeners:
-                return
+        if not self.listeners:
+            return
         symbol, side, quantity, price = self._describe(msg)
         event = RiskEvent(
             sequence=self._sequence, clock_ns=now, accepted=decision.accepted,
@@ -247,9 +221,6 @@ class RiskEngine:
             symbol=symbol, side=side, quantity=quantity, price=price, detail=decision.detail)
         for listener in self.listeners:
             listener(event)
-        if not decision.accepted:
-            for listener in self.refusal_listeners:
-                listener(event)
 
     def _describe(self, msg) -> tuple[str, str, int | None, int | None]:
         if msg is None:
@@ -279,7 +250,7 @@ class RiskEngine:
         self.counts[KILL_RESET] += 1
         event = RiskEvent(self._sequence, self.clock(), True, KILL_RESET, None, None, "",
                           None, "", "", None, None, note)
-        for listener in self.listeners + self.refusal_listeners:
+        for listener in self.listeners:
             listener(event)
 
     def restore(self, events) -> None:
@@ -298,9 +269,6 @@ class RiskEngine:
                            f"UserRefNum {ref} is not above {self._last_user_ref_num}")
 
     def _instrument(self, symbol: str) -> Instrument:
-        instrument = self._instruments.get(symbol)
-        if instrument is not None:
-            return instrument
         instrument = self.instruments.get(symbol)
         if instrument is None:
             raise _Refused("unknown_symbol", f"{symbol!r} is not a configured instrument")
@@ -308,21 +276,7 @@ class RiskEngine:
         if instrument.symbol in restricted or instrument.underlying in restricted:
             raise _Refused("restricted_symbol", f"{instrument.symbol} ({instrument.underlying}) "
                                                 f"is restricted")
-        # Only instruments that pass are remembered: the restriction is part
-        # of the (frozen) limits, and instruments are never removed.
-        self._instruments[symbol] = instrument
         return instrument
-
-    def _limits_of(self, underlying: str) -> tuple:
-        """(max_option_position, max_underlying_contracts, max_stock_position,
-        max_delta, max_gamma, max_vega) for one underlying."""
-        limits = self._underlying_limits.get(underlying)
-        if limits is None:
-            limits = self._underlying_limits[underlying] = tuple(
-                self.limits.for_underlying(underlying, name) for name in (
-                    "max_option_position", "max_underlying_contracts", "max_stock_position",
-                    "max_delta", "max_gamma", "max_vega"))
-        return limits
 
     @staticmethod
     def _valid(sign: int, side: str, quantity: int, price: int) -> None:
@@ -450,8 +404,8 @@ class RiskEngine:
                 else entry.totals)
         projected = base.copy()
         projected.add(sign, quantity, quantity * price)
-        mine = self.exposure.underlying_sums(instrument.underlying)
-        total = self.exposure.total_sums()
+        mine = self.exposure.underlying(instrument.underlying)
+        total = self.exposure.total()
         self._positions(instrument, sign, entry, projected, mine)
         self._greeks(instrument, sign * quantity, theo, mine, total)
         self._capital(instrument, entry, projected, total)
@@ -472,11 +426,7 @@ class RiskEngine:
             if sign < 0 and dollars < bid * (1 - band):
                 raise _Refused("price_band_underlying", f"sell {dollars} below bid {bid} - {band:.2%}")
             return self.marks.theo(instrument.symbol)
-        bounds = self._bounds.get(instrument.symbol)
-        if bounds is None or bounds[0] != quote:
-            bounds = self._bounds[instrument.symbol] = (
-                quote, *no_arbitrage_bounds(instrument.option, bid, ask))
-        _, low, high = bounds
+        low, high = no_arbitrage_bounds(instrument.option, bid, ask)
         tolerance = limits.bound_tolerance
         if sign > 0 and dollars > high + tolerance:
             raise _Refused("price_band_underlying",
@@ -510,16 +460,15 @@ class RiskEngine:
                                              f"({order.side} @ {low}..{high})")
 
     def _positions(self, instrument: Instrument, sign: int, entry, projected: SideTotals,
-                   mine) -> None:
+                   mine: Aggregate) -> None:
         symbol, underlying = instrument.symbol, instrument.underlying
         cur_long, cur_short = entry.totals.worst(entry.held)
         new_long, new_short = projected.worst(entry.held)
-        limits = self._limits_of(underlying)
         if instrument.option is None:
-            limit = limits[2]
+            limit = self.limits.for_underlying(underlying, "max_stock_position")
             reason = "position_stock"
         else:
-            limit = limits[0]
+            limit = self.limits.for_underlying(underlying, "max_option_position")
             reason = "position_option"
         if sign > 0 and new_long > limit and new_long > cur_long:
             raise _Refused(reason, f"{symbol}: worst long {new_long} > {limit}")
@@ -529,42 +478,41 @@ class RiskEngine:
             return
         current = mine.gross
         projected_gross = current - entry.gross + max(abs(new_long), abs(new_short))
-        limit = limits[1]
+        limit = self.limits.for_underlying(underlying, "max_underlying_contracts")
         if projected_gross > limit and projected_gross > current:
             raise _Refused("position_underlying",
                            f"{underlying}: worst gross {projected_gross} contracts > {limit}")
 
-    def _greeks(self, instrument: Instrument, signed_quantity: int, theo, mine, total) -> None:
-        """``mine`` and ``total``: the exposure's running sums (Greeks in
-        the order delta, gamma, vega, theta, dollar delta, dollar gamma)."""
+    def _greeks(self, instrument: Instrument, signed_quantity: int, theo, mine: Aggregate,
+                total: Aggregate) -> None:
         underlying = instrument.underlying
-        if mine.greeks_missing or total.greeks_missing:
+        if mine.greeks is None or total.greeks is None:
             raise _Refused("no_mark", mine.missing or total.missing)
         spot = self.marks.spot(underlying)
         if theo is None or spot is None:
             raise _Refused("no_mark", f"no theo or spot for {instrument.symbol}")
         order = greeks_of(instrument, signed_quantity, theo, spot)
-        _, _, _, max_delta, max_gamma, max_vega = self._limits_of(underlying)
-        mine, total, limits = mine.greeks, total.greeks, self.limits
-        for name, before, change, limit, reason in (
-                ("delta", mine[0], order.delta, max_delta, "delta_underlying"),
-                ("gamma", mine[1], order.gamma, max_gamma, "gamma_underlying"),
-                ("vega", mine[2], order.vega, max_vega, "vega_underlying")):
-            after = before + change
+        for name, limit_name, reason in (("delta", "max_delta", "delta_underlying"),
+                                         ("gamma", "max_gamma", "gamma_underlying"),
+                                         ("vega", "max_vega", "vega_underlying")):
+            before = getattr(mine.greeks, name)
+            after = before + getattr(order, name)
+            limit = self.limits.for_underlying(underlying, limit_name)
             if abs(after) > limit and abs(after) > abs(before):
                 raise _Refused(reason, f"{underlying} {name} {after:,.1f} beyond {limit:,.1f}")
-        for name, before, change, limit, reason in (
-                ("delta_dollars", total[4], order.delta_dollars,
-                 limits.max_total_delta_dollars, "delta_total"),
-                ("gamma_dollars", total[5], order.gamma_dollars,
-                 limits.max_total_gamma_dollars, "gamma_total"),
-                ("vega", total[2], order.vega, limits.max_total_vega, "vega_total")):
-            after = before + change
+        for name, limit_name, reason in (
+                ("delta_dollars", "max_total_delta_dollars", "delta_total"),
+                ("gamma_dollars", "max_total_gamma_dollars", "gamma_total"),
+                ("vega", "max_total_vega", "vega_total")):
+            before = getattr(total.greeks, name)
+            after = before + getattr(order, name)
+            limit = getattr(self.limits, limit_name)
             if abs(after) > limit and abs(after) > abs(before):
                 raise _Refused(reason, f"total {name} {after:,.1f} beyond {limit:,.1f}")
 
-    def _capital(self, instrument: Instrument, entry, projected: SideTotals, total) -> None:
-        if total.usage_missing or entry.usage is None:
+    def _capital(self, instrument: Instrument, entry, projected: SideTotals,
+                 total: Aggregate) -> None:
+        if total.usage is None or entry.usage is None:
             raise _Refused("no_mark", total.missing or entry.missing)
         usage = self.exposure.usage(instrument, entry.held, projected)
         if usage is None:

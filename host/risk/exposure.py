@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from host.gateway.orders import TERMINAL_STATES, Order, OrderManager
+from host.gateway.orders import Order, OrderManager
 from host.positions.book import Greeks, PositionBook, greeks_of, side_sign
 from host.positions.instruments import Instrument, Instruments, normalize_symbol
 from host.positions.marks import PRICE_SCALE, Marks
@@ -28,9 +28,9 @@ def working_exposure(order: Order) -> tuple[int, int, int, int, int] | None:
     """(side sign, working quantity, cost, lowest price, highest price) of an
     order, or None once it is terminal.  A pending replace counts at the
     larger of its open and requested quantity (and cost), and at both prices."""
-    if order.state in TERMINAL_STATES:
+    if order.state.terminal:
         return None
-    quantity = order.quantity - order.filled - order.canceled
+    quantity = order.open_quantity
     cost = quantity * order.price
     low = high = order.price
     if order.pending_replace is not None:
@@ -106,26 +106,12 @@ class WorkingOrders:
         book = self._by_symbol.get(symbol)
         if not book:
             return []
-        orders = list(book.values())
-        for order in orders:
-            if order.state in TERMINAL_STATES:
-                break
-        else:
-            return orders
-        done = [key for key, order in book.items() if order.state in TERMINAL_STATES]
+        done = [key for key, order in book.items() if order.state.terminal]
         for key in done:
             del book[key]
         if not book:
             del self._by_symbol[symbol]
         return list(book.values())
-
-    def follow(self, order: Order) -> None:
-        """Track a non-terminal order the manager holds that was never
-        accepted here (one the exchange told us of after a restart)."""
-        if order.state not in TERMINAL_STATES:
-            book = self._by_symbol.get(normalize_symbol(order.symbol))
-            if book is None or order.user_ref_nums[0] not in book:
-                self._track(order)
 
     def symbols(self) -> list[str]:
         return list(self._by_symbol)
@@ -137,17 +123,8 @@ class WorkingOrders:
                 continue
             exposure = working_exposure(order)
             if exposure is not None:
-                sign, quantity, cost = exposure[0], exposure[1], exposure[2]
-                if sign > 0:
-                    totals.buy_quantity += quantity
-                    totals.buy_cost += cost
-                elif sign < 0:
-                    totals.sell_quantity += quantity
+                totals.add(exposure[0], exposure[1], exposure[2])
         return totals
-
-
-#: The Greeks of a symbol without a position (all zero), shared.
-_NO_GREEKS = Greeks()
 
 
 @dataclass
@@ -161,7 +138,7 @@ class Entry:
     totals: SideTotals = field(default_factory=SideTotals)
     gross: int = 0                     # options: max(|P + B|, |P - S|)
     usage: float | None = 0.0          # None: cannot be margined (no spot)
-    greeks: Greeks | None = _NO_GREEKS  # None: the position has no mark
+    greeks: Greeks | None = Greeks()   # None: the position has no mark
     missing: str = ""                  # what mark is missing
 
     @property
@@ -183,10 +160,9 @@ _GREEK_FIELDS = ("delta", "gamma", "vega", "theta", "delta_dollars", "gamma_doll
 class _Sums:
     """Running sums of entries; entries lacking a measure are counted apart."""
 
-    __slots__ = ("gross", "usage", "greeks", "usage_missing", "greeks_missing", "_view")
+    __slots__ = ("gross", "usage", "greeks", "usage_missing", "greeks_missing")
 
     def __init__(self):
-        self._view: Aggregate | None = None
         self.gross = 0
         self.usage = 0.0
         self.greeks = [0.0] * len(_GREEK_FIELDS)
@@ -194,30 +170,18 @@ class _Sums:
         self.greeks_missing: dict[str, str] = {}
 
     def add(self, entry: Entry, sign: int) -> None:
-        self._view = None
         self.gross += sign * entry.gross
         if entry.usage is None:
             self._missing(self.usage_missing, entry, sign)
         else:
             self.usage += sign * entry.usage
-        greeks = entry.greeks
-        if greeks is None:
+        if entry.greeks is None:
             self._missing(self.greeks_missing, entry, sign)
-        elif greeks is not _NO_GREEKS:
-            # The field order of _GREEK_FIELDS.
+        else:
+            greeks = entry.greeks
             sums = self.greeks
-            sums[0] += sign * greeks.delta
-            sums[1] += sign * greeks.gamma
-            sums[2] += sign * greeks.vega
-            sums[3] += sign * greeks.theta
-            sums[4] += sign * greeks.delta_dollars
-            sums[5] += sign * greeks.gamma_dollars
-
-    @property
-    def missing(self) -> str:
-        """What mark is missing, when one is."""
-        return next(iter(self.usage_missing.values()), "") or \
-            next(iter(self.greeks_missing.values()), "")
+            for i, name in enumerate(_GREEK_FIELDS):
+                sums[i] += sign * getattr(greeks, name)
 
     @staticmethod
     def _missing(table: dict, entry: Entry, sign: int) -> None:
@@ -227,20 +191,13 @@ class _Sums:
             table.pop(entry.symbol, None)
 
     def view(self) -> Aggregate:
-        """The sums as an :class:`Aggregate` (kept until the sums change)."""
-        view = self._view
-        if view is None:
-            missing = next(iter(self.usage_missing.values()), "") or \
-                next(iter(self.greeks_missing.values()), "")
-            view = self._view = Aggregate(
-                gross=self.gross,
-                usage=None if self.usage_missing else self.usage,
-                greeks=None if self.greeks_missing else Greeks(*self.greeks),
-                missing=missing)
-        return view
-
-
-_EMPTY_SUMS = _Sums()
+        missing = next(iter(self.usage_missing.values()), "") or \
+            next(iter(self.greeks_missing.values()), "")
+        return Aggregate(
+            gross=self.gross,
+            usage=None if self.usage_missing else self.usage,
+            greeks=None if self.greeks_missing else Greeks(*self.greeks),
+            missing=missing)
 
 
 class Exposure:
@@ -287,11 +244,7 @@ class Exposure:
     def margin(self, instrument: Instrument, short: int) -> float | None:
         if short <= 0:
             return 0.0
-        return self._margin_at(instrument, short, self.marks.spot(instrument.underlying))
-
-    def _margin_at(self, instrument: Instrument, short: int, spot: float | None) -> float | None:
-        if short <= 0:
-            return 0.0
+        spot = self.marks.spot(instrument.underlying)
         if spot is None:
             return None
         fraction = (self.short_option_margin if instrument.option is not None
@@ -310,11 +263,8 @@ class Exposure:
         else:
             premium_buys = long_cost if after_buys > 0 else 0.0
         premium_sells = long_cost * after_sells / held if held > 0 and after_sells > 0 else 0.0
-        # One spot lookup for both outcomes (only a short needs it).
-        spot = (self.marks.spot(instrument.underlying) if after_buys < 0 or after_sells < 0
-                else None)
-        margin_buys = self._margin_at(instrument, -after_buys, spot)
-        margin_sells = self._margin_at(instrument, -after_sells, spot)
+        margin_buys = self.margin(instrument, -after_buys)
+        margin_sells = self.margin(instrument, -after_sells)
         if margin_buys is None or margin_sells is None:
             return None
         scale = instrument.multiplier / PRICE_SCALE
@@ -391,12 +341,3 @@ class Exposure:
 
     def total(self) -> Aggregate:
         return self._total.view()
-
-    # The running sums themselves, for the checks (no view built per request).
-    # Greeks in the order of _GREEK_FIELDS; read only.
-    def underlying_sums(self, underlying: str) -> _Sums:
-        sums = self._sums.get(underlying)
-        return _EMPTY_SUMS if sums is None else sums
-
-    def total_sums(self) -> _Sums:
-        return self._total

@@ -13,9 +13,7 @@ a refused one raises :class:`~host.gateway.PreTradeRejected` from
   refusal and every kill reset, and accepted requests too with
   ``journal_accepts`` (they are already journaled as the requests sent);
 * restores the kill switch from those records on start, so a kill survives
-  a restart until an operator resets it (a kill's record and a reset's are
-  fsynced before the call that made them returns, whatever the journal's
-  durability: unlike orders, the exchange cannot give them back);
+  a restart until an operator resets it;
 * carries out breach actions before the refused request's ``submit`` returns:
   ``pull_side`` cancels every non-terminal order of ours in that symbol and
   side, ``pull_all`` and ``kill`` send one Mass Cancel for the whole port.
@@ -36,7 +34,6 @@ from typing import Callable
 
 from host.gateway import NotConnectedError, OrderGateway, PreTradeRejected
 from host.gateway.gateway import RISK
-from host.journal import JournalError
 from host.positions.book import PositionBook, side_sign
 from host.positions.instruments import Instruments, normalize_symbol
 from host.positions.marks import Marks
@@ -66,10 +63,7 @@ class RiskGuard:
         gateway.on_received.append(self.engine.on_message)
         self.engine.restore(self._recorded_events())
         self.journal_accepts = journal_accepts
-        # Accepted requests are journaled as the requests sent: without
-        # journal_accepts the engine need not build an event for them.
-        (self.engine.listeners if journal_accepts else self.engine.refusal_listeners).append(
-            self._record)
+        self.engine.listeners.append(self._record)
         self._acting = False
         gateway.pre_trade = self.pre_trade
 
@@ -95,17 +89,6 @@ class RiskGuard:
 
     def reset_kill(self, note: str = "") -> None:
         self.engine.reset_kill(note)
-        self._make_durable()
-
-    def _make_durable(self) -> None:
-        # The kill state is ours alone (the exchange cannot replay it), so
-        # its record is fsynced before the request that tripped it returns,
-        # after the Mass Cancel has left.
-        try:
-            self.gateway.journal.sync()
-        except JournalError as exc:
-            self.counts["kill_not_durable"] += 1
-            log.error("kill state not durable: %s", exc)
 
     # -- the hook -----------------------------------------------------------------
     def pre_trade(self, msg: Message) -> RiskDecision:
@@ -113,8 +96,6 @@ class RiskGuard:
         if (not decision.accepted and not self._acting
                 and decision.action not in (None, Action.REJECT)):
             self._carry_out(decision.action, msg)
-            if decision.action is Action.KILL:
-                self._make_durable()
         return decision
 
     def _carry_out(self, action: Action, msg: Message) -> None:

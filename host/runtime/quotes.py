@@ -15,14 +15,8 @@ market maker wants from a stream of requotes, and counted as ``conflated``.
 
 Every request's trigger, the MoldUDP64 sequence number and message index of
 the feed message that caused the quote and the fabric's cycle stamps, goes
-to the journal (kind ``trigger``) after the request itself, so a replay can
-tie each order on the wire to the tick that caused it.  The requests one
-record causes leave in one socket send (the gateway's ``batch``); their
-triggers follow, stamped with the time the send returned.
-
-Latency (:attr:`QuoteTrader.latencies_ns`): one figure per quote record that
-caused requests, from the record's arrival to its last request's bytes
-handed to the kernel.
+to the journal (kind ``trigger``) right after the request itself, so a
+replay can tie each order on the wire to the tick that caused it.
 """
 from __future__ import annotations
 
@@ -32,7 +26,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Callable
 
-from host.gateway import NotConnectedError, OrderState, PreTradeRejected, TERMINAL_STATES
+from host.gateway import NotConnectedError, OrderState, PreTradeRejected
 from host.protocols import ouch50
 from host.quoting.records import KIND_CANCEL, KIND_QUOTE, SIDE_ASK, SIDE_BID
 
@@ -68,42 +62,26 @@ class Trigger:
         return cls(*_TRIGGER.unpack(payload))
 
 
+@dataclass
 class _Wanted:
-    """The newest wanted state of one option side, and what asked for it."""
-
-    __slots__ = ("price", "size", "cause", "received_ns")
-
-    def __init__(self, price: int = 0, size: int = 0, cause: tuple | None = None,
-                 received_ns: int = 0):
-        self.price = price
-        self.size = size
-        # (seq, msg_index, ingress_cycle, egress_cycle) of the quote record
-        # that asked for it; None once it has been carried out.
-        self.cause = cause
-        self.received_ns = received_ns
-
-
-#: The quote record fields the trader reads, in this order.
-_FIELDS = ("kind", "option_id", "sides", "bid_price", "ask_price", "bid_size", "ask_size",
-           "seq", "msg_index", "ingress_cycle", "egress_cycle")
+    price: int = 0
+    size: int = 0
+    record: object = None          # the quote record that asked for it
+    received_ns: int = 0
 
 
 class QuoteTrader:
     """``submit(msg)`` sends one request through risk and the journal (the
-    order gateway's ``submit``); ``journal(kind, payload)`` appends a record;
-    ``batch``, when given (the order gateway's ``batch``), is entered around
-    each quote record so that the record's requests leave in one send."""
+    order gateway's ``submit``); ``journal(kind, payload)`` appends a record."""
 
     def __init__(self, universe, orders, submit: Callable, journal: Callable[[str, bytes], None],
-                 clock: Callable[[], int] = time.monotonic_ns, firm: str = "",
-                 batch=None):
+                 clock: Callable[[], int] = time.monotonic_ns, firm: str = ""):
         self.universe = universe
         self.orders = orders
         self.submit = submit
         self.journal = journal
         self.clock = clock
         self.firm = firm
-        self.batch = batch
         self.counts: Counter = Counter()
         self.wanted: dict[tuple[int, str], _Wanted] = {}
         self.working: dict[tuple[int, str], int] = {}     # -> current UserRefNum
@@ -115,127 +93,82 @@ class QuoteTrader:
         self.latencies_ns: list[int] = []
         self.deferred_waits_ns: list[int] = []
         self._handling: int | None = None
-        self._sent_now: list[tuple[int, int, tuple, int]] = []
-        self._symbols = [o.symbol for o in universe.options]
-        self._option_ids = {o.symbol: o.option_id for o in universe.options}
-        self._layouts: dict = {}
-
     def adopt(self) -> int:
         """Take over the orders a restart rebuilt from the journal: each live
         order of ours becomes its option side's working order again, so the
         next quote record replaces it instead of entering a second one.
         Returns how many were adopted."""
+        symbols = {o.symbol: o.option_id for o in self.universe.options}
         adopted = 0
         for order in self.orders.unique_orders():
-            if self._adopt_order(order):
-                adopted += 1
+            option_id = symbols.get(order.symbol)
+            if option_id is None or order.state.terminal:
+                continue
+            key = (option_id, order.side)
+            for ref in order.user_ref_nums:
+                self.owner[ref] = key
+            if key in self.working:
+                self.counts["adopted_duplicates"] += 1
+            self.working[key] = order.user_ref_num
+            adopted += 1
         return adopted
 
-    def _adopt_order(self, order) -> bool:
-        option_id = self._option_ids.get(order.symbol)
-        if option_id is None or order.state.terminal:
-            return False
-        key = (option_id, order.side)
-        for ref in order.user_ref_nums:
-            self.owner[ref] = key
-        if key in self.working and self.working[key] != order.user_ref_num:
-            self.counts["adopted_duplicates"] += 1
-        self.working[key] = order.user_ref_num
-        return True
-
     # -- records in ---------------------------------------------------------------
-    def _read(self, record) -> tuple:
-        """The fields of :data:`_FIELDS` as Python ints.  A numpy record is
-        read in one ``item()`` call (reading its fields one by one costs about
-        a microsecond each)."""
-        dtype = getattr(record, "dtype", None)
-        if dtype is not None and dtype.names:
-            layout = self._layouts.get(dtype)
-            if layout is None:
-                names = dtype.names
-                layout = self._layouts[dtype] = tuple(
-                    names.index(f) if f in names else None for f in _FIELDS)
-            values = record.item()
-            return tuple(0 if i is None else int(values[i]) for i in layout)
-        return tuple(int(record[f]) if f in record else 0 for f in _FIELDS)
-
     def on_record(self, record, received_ns: int | None = None) -> None:
         received_ns = self.clock() if received_ns is None else received_ns
         self._handling = received_ns
-        sent = self._sent_now
         try:
-            if self.batch is not None:
-                with self.batch:
-                    self._on_record(record, received_ns)
-            else:
-                self._on_record(record, received_ns)
+            self._on_record(record, received_ns)
         finally:
             self._handling = None
-            if sent:
-                # The record's requests are on the socket now (one send).
-                sent_ns = self.clock()
-                self.latencies_ns.append(sent_ns - received_ns)
-                for ref, option_id, cause, _ in sent:
-                    self._journal_trigger(ref, option_id, cause, received_ns, sent_ns)
-                sent.clear()
 
     def _on_record(self, record, received_ns: int) -> None:
-        (kind, option_id, sides, bid_price, ask_price, bid_size, ask_size,
-         seq, msg_index, ingress, egress) = self._read(record)
-        if not 0 <= option_id < len(self._symbols):
+        option_id = int(record["option_id"])
+        if option_id >= len(self.universe.options):
             self.counts["unknown_option"] += 1
             return
-        cause = (seq, msg_index, ingress, egress)
+        kind = int(record["kind"])
         if kind == KIND_QUOTE:
             self.counts["quotes"] += 1
-            bid = (SIDE_BID, "B", bid_price, bid_size)
-            ask = (SIDE_ASK, "S", ask_price, ask_size)
-            order = (bid, ask)
-            if sides & SIDE_BID:
-                # Move the side first that gets out of the other's way: when
-                # the quote moves up so far that the new bid reaches our
-                # resting ask, the ask goes first (and the other way round),
-                # so the pair never crosses itself.
-                resting_ask = self._order((option_id, "S"))
-                if resting_ask is not None and bid_price >= resting_ask.price:
-                    order = (ask, bid)
-            for bit, side, price, size in order:
+            sides = int(record["sides"])
+            prices = {"B": int(record["bid_price"]), "S": int(record["ask_price"])}
+            sizes = {"B": int(record["bid_size"]), "S": int(record["ask_size"])}
+            for bit, side in self._side_order(option_id, sides, prices):
                 if sides & bit:
-                    self._want(option_id, side, price, size, cause, received_ns)
+                    self._want(option_id, side, prices[side], sizes[side], record, received_ns)
                 else:
-                    self._want(option_id, side, 0, 0, cause, received_ns)
+                    self._want(option_id, side, 0, 0, record, received_ns)
         elif kind == KIND_CANCEL:
             self.counts["cancels"] += 1
             for _, side in SIDES:
-                self._want(option_id, side, 0, 0, cause, received_ns)
+                self._want(option_id, side, 0, 0, record, received_ns)
         else:
             self.counts["bad_kind"] += 1
 
-    def _want(self, option_id: int, side: str, price: int, size: int, cause: tuple,
-              received_ns: int):
+    def _side_order(self, option_id: int, sides: int, prices: dict) -> tuple:
+        """Move the side first that gets out of the other's way: when the quote
+        moves up so far that the new bid reaches our resting ask, the ask goes
+        first (and the other way round), so the pair never crosses itself."""
+        ask = self._order((option_id, "S"))
+        if sides & SIDE_BID and ask is not None and prices["B"] >= ask.price:
+            return SIDES[::-1]
+        return SIDES
+
+    def _want(self, option_id: int, side: str, price: int, size: int, record, received_ns: int):
         key = (option_id, side)
-        want = self.wanted.get(key)
-        if want is None:
-            want = self.wanted[key] = _Wanted()
-        elif want.cause is not None and self._pending(key):
+        previous = self.wanted.get(key)
+        if previous is not None and previous.record is not None and self._pending(key):
             self.counts["conflated"] += 1
-        want.price, want.size, want.cause, want.received_ns = price, size, cause, received_ns
+        self.wanted[key] = _Wanted(price, size, record, received_ns)
         self._reconcile(key)
 
     # -- exchange messages in ----------------------------------------------------------
     def on_message(self, msg, orders) -> None:
-        """Order-gateway listener: an answer may unblock a waiting wanted state.
-        An order of ours the trader did not know (the exchange replayed it
-        after a journal lost it) becomes its option side's working order."""
+        """Order-gateway listener: an answer may unblock a waiting wanted state."""
         ref = getattr(msg, "user_ref_num", None)
         key = self.owner.get(ref) if ref is not None else None
         if key is None and isinstance(msg, ouch50.OrderReplaced):
             key = self.owner.get(msg.orig_user_ref_num)
-        if key is None and isinstance(msg, ouch50.OrderAccepted):
-            order = orders.orders.get(msg.user_ref_num)
-            if order is not None and self._adopt_order(order):
-                self.counts["adopted_from_exchange"] += 1
-                key = self.owner.get(msg.user_ref_num)
         if key is not None:
             # Both sides: an answer on one may clear the way for the other.
             for _, side in SIDES:
@@ -247,7 +180,7 @@ class QuoteTrader:
         if ref is None:
             return None
         order = self.orders.orders.get(ref)
-        if order is None or order.state in TERMINAL_STATES:
+        if order is None or order.state.terminal:
             del self.working[key]
             return None
         return order
@@ -258,7 +191,7 @@ class QuoteTrader:
 
     def _reconcile(self, key) -> None:
         want = self.wanted.get(key)
-        if want is None or want.cause is None:
+        if want is None or want.record is None:
             return
         order = self._order(key)
         option_id, side = key
@@ -266,19 +199,19 @@ class QuoteTrader:
             return
         if want.size == 0:
             if order is None:
-                want.cause = None
+                want.record = None
                 return
             msg = self.orders.cancel(order.user_ref_num)
         elif order is None:
-            msg = self.orders.enter(side, want.size, self._symbols[option_id],
+            msg = self.orders.enter(side, want.size, self.universe.by_id(option_id).symbol,
                                     want.price, firm=self.firm or None)
         elif order.price == want.price and order.open_quantity == want.size:
-            want.cause = None
+            want.record = None
             return
         else:
             msg = self.orders.replace(order.user_ref_num, want.size, want.price)
-        cause, received_ns = want.cause, want.received_ns
-        want.cause = None
+        record, received_ns = want.record, want.received_ns
+        want.record = None
         try:
             self.submit(msg)
         except PreTradeRejected as exc:
@@ -286,31 +219,25 @@ class QuoteTrader:
             if exc.decision.reason == "self_trade" and self._pending((option_id, OTHER[side])):
                 # The other side is still moving out of the way: retry when
                 # its answer arrives.
-                want.cause = cause
+                want.record = record
             return
         except NotConnectedError:
             self.counts["not_connected"] += 1
             return
-        cls = type(msg)
-        self.counts[cls.__name__] += 1
-        ref = msg.user_ref_num
-        self.owner[ref] = key
-        if cls is not ouch50.CancelOrderRequest:
-            self.working[key] = ref
-            if cls is ouch50.ReplaceOrderRequest:
-                self.owner[msg.orig_user_ref_num] = key
+        sent_ns = self.clock()
         if self._handling == received_ns:
-            # Sent while handling its record: timed when the record's batch
-            # has gone out (on_record).
-            self._sent_now.append((ref, option_id, cause, received_ns))
+            self.latencies_ns.append(sent_ns - received_ns)
         else:
-            sent_ns = self.clock()
             self.counts["deferred"] += 1
             self.deferred_waits_ns.append(sent_ns - received_ns)
-            self._journal_trigger(ref, option_id, cause, received_ns, sent_ns)
-
-    def _journal_trigger(self, ref: int, option_id: int, cause: tuple, received_ns: int,
-                         sent_ns: int) -> None:
-        seq, msg_index, ingress, egress = cause
-        self.journal(TRIGGER, _TRIGGER.pack(ref, option_id, seq, msg_index, ingress, egress,
-                                            received_ns, sent_ns))
+        self.counts[type(msg).__name__] += 1
+        ref = msg.user_ref_num
+        self.owner[ref] = key
+        if not isinstance(msg, ouch50.CancelOrderRequest):
+            self.working[key] = ref
+            if isinstance(msg, ouch50.ReplaceOrderRequest):
+                self.owner[msg.orig_user_ref_num] = key
+        self.journal(TRIGGER, Trigger(
+            ref, option_id, int(record["seq"]), int(record["msg_index"]),
+            int(record["ingress_cycle"]), int(record["egress_cycle"]), received_ns,
+            sent_ns).to_bytes())
