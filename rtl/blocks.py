@@ -186,12 +186,17 @@ def convert_blocks(names: list[str] | None = None, ident: int | None = None,
             (rtl_dir(n) / STAMP_NAME).unlink(missing_ok=True)
             convert(BLOCKS[n].elaborate(ident), n, BLOCKS[n].toplevel)
             (rtl_dir(n) / STAMP_NAME).write_text(stamp)
-    elif todo:
+    else:
+        # One process per block: MyHDL keeps naming state from one conversion
+        # to the next, so a block's text would depend on what was converted
+        # before it in the same process.
         env = {**os.environ, "PYTHONHASHSEED": "0"}
-        command = [sys.executable, "-m", "rtl", "--build-id", str(ident), "--force", *todo]
-        done = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True)
-        if done.returncode:
-            raise RuntimeError(f"conversion failed:\n{done.stdout}{done.stderr}")
+        for n in todo:
+            command = [sys.executable, "-m", "rtl", "--build-id", str(ident), "--force", n]
+            done = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True,
+                                  text=True)
+            if done.returncode:
+                raise RuntimeError(f"conversion of {n} failed:\n{done.stdout}{done.stderr}")
     return [rtl_dir(n) / f"{BLOCKS[n].toplevel}.v" for n in names]
 
 
