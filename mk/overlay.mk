@@ -9,7 +9,7 @@ BOARD ?= kr260
 .PHONY: bitstream overlay-rtl overlay-check overlay-verify
 
 overlay-rtl: python-env ## convert the board's fabric top with its board.toml [fabric] parameters (BOARD=...)
-	PYTHONHASHSEED=0 $(PY) -m overlays.config --board $(BOARD)
+	$(PY) -m overlays.config --board $(BOARD)
 
 bitstream: python-env rtl overlay-rtl ## build the overlay bitstream with Vivado (BOARD=kr260|zcu102|pynqz2)
 	$(PY) -m overlays.build --board $(BOARD)

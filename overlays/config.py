@@ -137,19 +137,17 @@ class RtlPart:
         if (kept.get("inputs") == inputs and self.path.is_file()
                 and _file_digest(self.path) == kept.get("output")):
             return self.path
-        if os.environ.get("PYTHONHASHSEED") == "0":
-            from rtl.common.convert import convert
-
-            convert(self.elaborate(), self.folder or self.name, self.top)
-        else:
-            # MyHDL's output order follows string hashing (see rtl.blocks).
-            done = subprocess.run([sys.executable, "-m", "overlays.config", "--part",
-                                   json.dumps(self.spec())], cwd=REPO_ROOT,
-                                  env={**os.environ, "PYTHONHASHSEED": "0"},
-                                  capture_output=True, text=True)
-            if done.returncode:
-                raise RuntimeError(f"conversion of {self.name} failed:\n"
-                                   f"{done.stdout}{done.stderr}")
+        # Always in a fresh process: MyHDL's output order follows string
+        # hashing, and its naming state carries over from one conversion to
+        # the next in a process (see rtl.blocks), so only a first conversion
+        # with PYTHONHASHSEED=0 gives the same text every time.
+        done = subprocess.run([sys.executable, "-m", "overlays.config", "--part",
+                               json.dumps(self.spec())], cwd=REPO_ROOT,
+                              env={**os.environ, "PYTHONHASHSEED": "0"},
+                              capture_output=True, text=True)
+        if done.returncode:
+            raise RuntimeError(f"conversion of {self.name} failed:\n"
+                               f"{done.stdout}{done.stderr}")
         stamp_file.write_text(json.dumps({"inputs": inputs,
                                           "output": _file_digest(self.path)}) + "\n")
         return self.path
@@ -210,8 +208,9 @@ def record_streams(board: Board) -> tuple[tuple[str, str], ...]:
 def fit_parts(board: Board, ident: int) -> tuple[list[RtlPart], str]:
     """The tops whose synthesis estimates add up to the board's fabric, and
     how: the feed path whole; the whole fabric as its three parts, each
-    synthesised on its own (the fabric in one Yosys run outgrows the
-    machine), which leaves out the fabric's own glue.  ``ident`` is the
+    synthesised on its own (a change to one part re-synthesises only that
+    part, and the results are the ones ``make synth`` keeps per block),
+    which leaves out the fabric's own glue.  ``ident`` is the
     build ID the parts are converted with.  A part is named after its
     synthesis folder (``make synth``'s for a block of rtl/blocks.py, so
     their results are shared) and written under ``build/rtl/fit/``, away
@@ -291,6 +290,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="32-bit build ID (default: $ZYNQMM_BUILD_ID or the commit)")
     args = parser.parse_args(argv)
     if args.part:
+        if os.environ.get("PYTHONHASHSEED") != "0":
+            parser.error("--part converts only with PYTHONHASHSEED=0 (RtlPart.convert sets it)")
         part = RtlPart.from_spec(json.loads(args.part))
         from rtl.common.convert import convert
 

@@ -8,8 +8,8 @@ What is counted: the blocks the board's overlay instantiates
 Zynq-7000 board with ``-family xc7``).  The feed path is synthesised whole;
 the whole fabric as the sum of its three parts (feed path, chain pricer with
 the board's lanes, quote path), each synthesised on its own, which leaves
-out the fabric's own glue (fork, a 64-beat FIFO, two merges, the AXI-Lite
-router: small next to the parts, and inside the margin).  LUTs used as
+out the fabric's own glue (a record fork, a 64-beat FIFO, two merges, the
+AXI-Lite router), small next to parts of tens of thousands of LUTs.  LUTs used as
 memory (LUT RAM, SRL) occupy CLB LUTs, so they count against the LUT
 capacity as Vivado's utilisation report does.  Yosys counts LUTs before
 Vivado packs two small LUTs into one LUT6, so LUTs are an upper estimate.
@@ -122,9 +122,9 @@ def fit_report(synth_json, board: Board | str, blocks: list[str] | tuple[str, ..
         if made_for != family:
             # Another family's primitives (CARRY8 vs CARRY4, DSP48E2 vs E1,
             # RAMB36E2 vs E1) say little about this device.
-            raise SynthReportError(f"block {block!r} was synthesised for {made_for or 'no family'}, "
-                                   f"{board.name} needs {family}: run `make synth "
-                                   f"BOARD={board.name}`")
+            raise SynthReportError(f"block {block!r} was synthesised for "
+                                   f"{made_for or 'no family'}, {board.name} needs {family}: "
+                                   f"run `make synth BOARD={board.name}`")
         for name, amount in _used(record, block).items():
             used[name] += amount
     capacity = board.capacity.as_dict()

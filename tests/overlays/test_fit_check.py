@@ -72,7 +72,8 @@ def test_changed_verilog_has_no_estimate_until_synthesised(adder_job, tmp_path):
     edited.write_text(ADDER.replace("x + y", "x ^ y"))
     changed = dataclasses.replace(adder_job, sources=(edited,))
     outcome, _ = fit_outcome(load_board("kr260"), [changed], "", tmp_path / "fit.json")
-    assert outcome.status == "fail" and "no synthesis estimate for block fit_probe" in outcome.detail
+    assert outcome.status == "fail"
+    assert "no synthesis estimate for block fit_probe" in outcome.detail
 
 
 def test_parts_are_converted_once_per_change(tmp_path, monkeypatch):

@@ -14,7 +14,7 @@ from board.boards import Capacity, load_board
 from overlays.config import FABRIC_BLOCK, fit_parts
 from rtl.synth import NetlistError, SynthJob, analyse, synth_block
 from rtl.synth.__main__ import fit_table, results_table
-from rtl.synth.fit import (LIMITS, MissingEstimate, SynthReportError, board_fit, cached_result,
+from rtl.synth.fit import (MissingEstimate, SynthReportError, board_fit, cached_result,
                            fit_report, fit_text)
 from rtl.synth.run import FAMILIES, SYNTH_BUILD_ID, work_dir, yosys_script
 from tests.rtl.conftest import TEST_BUILD_ID
