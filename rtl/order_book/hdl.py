@@ -23,7 +23,9 @@ FINISH          top levels changed?  degraded state changed?  flags;
                 write the ladders back and load the first record into the
                 output register if it is free, or go and refill a side
 REFILL          scan every set, re-adding the orders beyond a side's
-                boundary (both sides in parallel), then FINISH again
+                boundary (both sides in parallel): each cycle picks one
+                order of each side, the next cycle adds it (REFILL_ADD
+                adds the last picks), then FINISH again
 TRADE_OUT,      load a record the output was not free for, or the update
 UPDATE_OUT      that follows a trade (waits while the previous record is
                 still going out)
@@ -37,8 +39,9 @@ happen in working registers: each level is a cell that, from the one
 operation broadcast to all cells, keeps its value, takes its neighbour's
 (insert shifts worse levels down, removal shifts them up), becomes the new
 level or adds to / takes from its own shares -- so an insert or removal
-anywhere in the array is one cycle.  The host's commands and the start-up
-clearing of the order table walk all sets.
+anywhere in the array is one cycle.  A host command looks its locate up
+(CMD_LOOKUP) before it acts (CMD); commands and the start-up clearing of the
+order table walk all sets.
 
 Feed events: when FINISH finds that the slot's degraded state changed it
 pushes an ``EVENT_BOOK_DEGRADED`` (with the first reason the event caused)
@@ -59,7 +62,7 @@ record on the 64-bit output.  A refill stalls events for about
 """
 from __future__ import annotations
 
-from myhdl import (ConcatSignal, Signal, always, always_comb, always_seq, block, downrange,
+from myhdl import (ConcatSignal, Signal, always, always_comb, always_seq, block,
                    enum, intbv)
 
 from host.book.records import (BOOK_UPDATE_DTYPE, DEPTH, FLAG_CROSSED, FLAG_NO_DIRECTORY,
@@ -97,7 +100,10 @@ UNTRACKED_CYCLES = 2
 REPLACE_EXTRA_CYCLES = 2
 
 # Order-table way operations, written back to the set read before.
-WAY_KEEP, WAY_NEW, WAY_SHARES, WAY_CLEAR, WAY_PURGE, WAY_ZERO = range(6)
+# WAY_REDUCE takes the event's shares from the picked way's order, clearing
+# it when nothing is left: each way works out its own remainder, so the
+# rewrite does not wait for the hit way's shares to be selected first.
+WAY_KEEP, WAY_NEW, WAY_REDUCE, WAY_CLEAR, WAY_PURGE, WAY_ZERO = range(6)
 
 C_EV_OTHER = COUNTERS.index("ev_other")
 C_UNTRACKED = COUNTERS.index("untracked")
@@ -197,37 +203,44 @@ def _slot_cell(clk, rst, index, slot_we, slot_widx, slot_wlocate, slot_wvalid, s
 
 # ---- the order table's ways ------------------------------------------------------
 @block
-def _way_cell(layout: Layout, way_word, index, lookup_ref, purge_all, purge_slot, refill_slot,
-              refill_bid, refill_ask, bid_bound, ask_bound, done_bid, done_ask, way_op, way_sel,
-              new_entry, new_shares, used, hit, purge, refill_bid_match, refill_ask_match,
-              way_new):
+def _way_cell(layout: Layout, way_word, lookup_ref, event_slot, purge_all, purge_slot,
+              refill_slot, refill_bid, refill_ask, bid_bound, ask_bound, done_bid, done_ask,
+              way_op, picked, new_entry, cut_shares, used, hit, same_slot, purge,
+              refill_bid_match, refill_ask_match, cut_all, cut_over, way_new):
     lay = layout
     valid = way_word(0)
     ref = way_word(lay.e_slot, lay.e_ref)
     slot = way_word(lay.e_side, lay.e_slot)
     side = way_word(lay.e_side)
     price = way_word(lay.e_shares, lay.e_price)
+    shares = way_word(lay.entry_bits, lay.e_shares)
     low = way_word(lay.e_shares, 0)
+    left = Signal(intbv(0)[32:])
 
     @always_comb
     def compare():
         used.next = valid
         hit.next = valid and ref == lookup_ref
+        same_slot.next = slot == event_slot
         purge.next = valid and (purge_all or slot == purge_slot)
         # At or beyond the boundary: bids at or below it, asks at or above.
         refill_bid_match.next = refill_bid and valid and slot == refill_slot and not side and \
             price <= bid_bound and not done_bid
         refill_ask_match.next = refill_ask and valid and slot == refill_slot and side and \
             price >= ask_bound and not done_ask
+        # The event takes all of this order's shares, or more than it has.
+        cut_all.next = cut_shares >= shares
+        cut_over.next = cut_shares > shares
+        left.next = (shares - cut_shares) & 0xFFFF_FFFF
 
     @always_comb
     def rewrite():
-        if way_op == WAY_NEW and way_sel == index:
+        if way_op == WAY_NEW and picked:
             way_new.next = new_entry
-        elif way_op == WAY_SHARES and way_sel == index:
-            way_new.next = (new_shares << lay.e_shares) | low
-        elif (way_op == WAY_CLEAR and way_sel == index) or (way_op == WAY_PURGE and purge) or \
-                way_op == WAY_ZERO:
+        elif way_op == WAY_REDUCE and picked and not cut_all:
+            way_new.next = (left << lay.e_shares) | low
+        elif (way_op == WAY_REDUCE and picked) or (way_op == WAY_CLEAR and picked) or \
+                (way_op == WAY_PURGE and purge) or way_op == WAY_ZERO:
             way_new.next = 0
         else:
             way_new.next = way_word
@@ -423,17 +436,79 @@ def _drive(source, target):
 
 
 @block
-def _first_set(vector, width, any_set, index):
-    """Lowest set bit of ``vector``."""
+def _one_hot_index(vector, width, any_set, index):
+    """Index of the set bit of ``vector``, which has at most one: each index
+    bit an OR, where a priority encoder would be a chain.  ``any_set`` may be
+    None where the caller has that flag already."""
     @always_comb
     def encode():
-        any_set.next = vector != 0
-        index.next = 0
-        for i in downrange(width):
+        found = intbv(0)[len(index):]
+        for i in range(width):
             if vector[i]:
-                index.next = i
+                found[:] = found | i
+        index.next = found
 
-    return encode
+    if any_set is None:
+        return encode
+
+    @always_comb
+    def flag():
+        any_set.next = vector != 0
+
+    return encode, flag
+
+
+@block
+def _lowest_set(vector, width, any_set, onehot):
+    """The lowest set bit of ``vector`` alone (one-hot, zero when none).  A
+    bit is it when no bit below it in its group of eight is set and no lower
+    group has one: a few shallow ORs, where a running "seen" flag would be a
+    chain as long as the vector."""
+    groups = (width + 7) // 8
+
+    @always_comb
+    def isolate():
+        any_set.next = vector != 0
+        occupied = intbv(0)[groups:]
+        for g in range(groups):
+            if ((vector >> (8 * g)) & 0xFF) != 0:
+                occupied[g] = 1
+        pick = intbv(0)[width:]
+        for i in range(width):
+            if vector[i] and (occupied & ((1 << (i // 8)) - 1)) == 0 and \
+                    ((vector >> (8 * (i // 8))) & ((1 << (i % 8)) - 1)) == 0:
+                pick[i] = 1
+        onehot.next = pick
+
+    return isolate
+
+
+@block
+def _first_set(vector, width, any_set, index):
+    """Index of the lowest set bit of ``vector``: that bit isolated, then
+    encoded as a one-hot vector, where testing the bits in turn would be a
+    chain ``width`` long (and ``v & -v`` a carry chain as long)."""
+    lowest = Signal(intbv(0)[width:])
+    return (_lowest_set(vector, width, any_set, lowest),
+            _one_hot_index(lowest, width, None, index))
+
+
+@block
+def _pick_field(word, onehot, count, stride, offset, out):
+    """``word[stride*i + offset +: len(out)]`` for the one bit ``i`` set in
+    ``onehot`` (zero when none): an AND-OR over the ``count`` fields, where a
+    shift by a computed amount would be a full barrel shifter of ``word``."""
+    mask = (1 << len(out)) - 1
+
+    @always_comb
+    def pick():
+        field = intbv(0)[len(out):]
+        for i in range(count):
+            if onehot[i]:
+                field[:] = field | ((word >> (stride * i + offset)) & mask)
+        out.next = field
+
+    return pick
 
 
 @block
@@ -470,9 +545,9 @@ def order_book(clk, rst, s_event: EventPort, m_axis: AxiStream, m_feed_event: Fe
                          "order_sets": n_sets})
 
     # ---- sequencer state and the event being worked on -------------------
-    t_state = enum("INIT", "IDLE", "CMD", "SWEEP_READ", "SWEEP_WRITE", "DECODE", "LOAD",
-                   "APPLY", "ORDER2", "APPLY2", "FINISH", "REFILL_START", "REFILL_SCAN",
-                   "TRADE_OUT", "UPDATE_OUT")
+    t_state = enum("INIT", "IDLE", "CMD_LOOKUP", "CMD", "SWEEP_READ", "SWEEP_WRITE", "DECODE",
+                   "LOAD", "APPLY", "ORDER2", "APPLY2", "FINISH", "REFILL_START", "REFILL_SCAN",
+                   "REFILL_ADD", "TRADE_OUT", "UPDATE_OUT")
     state = Signal(t_state.INIT)
     fields = field_slices()
 
@@ -568,10 +643,25 @@ def order_book(clk, rst, s_event: EventPort, m_axis: AxiStream, m_feed_event: Fe
     valid_vec = ConcatSignal(*reversed(valids))
     match_vec = ConcatSignal(*reversed(matches))
     free_vec = _bits(n_slots)
+    cam_now_hit, free_now_any = _bits(1), _bits(1)
+    cam_now_idx, free_now_idx = _bits(slb), _bits(slb)
+    # Valid slots hold distinct locates (an assign or directory that finds
+    # its locate on another slot is refused), so at most one matches.
+    cam = _one_hot_index(match_vec, n_slots, cam_now_hit, cam_now_idx)
+    free = _first_set(free_vec, n_slots, free_now_any, free_now_idx)
+    # The lookups as of the cycle before: IDLE looks up the event's locate
+    # for DECODE, CMD_LOOKUP the command's for CMD, and slots only change in
+    # CMD and DECODE, so neither waits for a CAM in its own cycle.
     cam_hit, free_any = _bits(1), _bits(1)
     cam_idx, free_idx = _bits(slb), _bits(slb)
-    cam = _first_set(match_vec, n_slots, cam_hit, cam_idx)
-    free = _first_set(free_vec, n_slots, free_any, free_idx)
+
+    @always_seq(clk.posedge, reset=rst)
+    def lookups():
+        cam_hit.next = cam_now_hit
+        cam_idx.next = cam_now_idx
+        free_any.next = free_now_any
+        free_idx.next = free_now_idx
+
     dir_seen, not_trading, lost, depth = (_bits(n_slots) for _ in range(4))
     degraded_vec = _bits(n_slots)
     t_locate = _bits(16)
@@ -593,16 +683,28 @@ def order_book(clk, rst, s_event: EventPort, m_axis: AxiStream, m_feed_event: Fe
             sym_rd.next = symbols[cmd_idx]
 
     slots_used = _bits(9)
+    cmd_slot_valid = _bits(1)
 
     @always_comb
     def slot_vectors():
         free_vec.next = ~valid_vec
         degraded_vec.next = lost | depth
-        used = intbv(0)[9:]
-        for i in range(n_slots):
-            if valid_vec[i]:
-                used[:] = used + 1
-        slots_used.next = used
+        cmd_slot_valid.next = valid_vec[cmd_idx]
+
+    @always_seq(clk.posedge, reset=rst)
+    def slot_count():
+        # Kept in step with the slot cells' valid bits rather than counted
+        # over them: a 64-input popcount is a long adder chain.  An event
+        # only ever assigns a free slot; a command may rewrite a used one.
+        if slots_clear:
+            slots_used.next = 0
+        elif slot_we:
+            if state == t_state.DECODE:
+                slots_used.next = slots_used + 1
+            elif slot_wvalid and not cmd_slot_valid:
+                slots_used.next = slots_used + 1
+            elif not slot_wvalid and cmd_slot_valid:
+                slots_used.next = slots_used - 1
 
     # ---- order table -------------------------------------------------------
     order_table = [_bits(n_ways * eb) for _ in range(n_sets)]
@@ -610,24 +712,29 @@ def order_book(clk, rst, s_event: EventPort, m_axis: AxiStream, m_feed_event: Fe
     tbl_re, tbl_we = _bits(1), _bits(1)
     tbl_raddr, tbl_waddr = _bits(setb), _bits(setb)
     way_op = _bits(3)
-    way_sel = _bits(max(1, (n_ways - 1).bit_length()))
+    way_pick = _bits(n_ways)  # one-hot: the way a NEW, REDUCE or CLEAR rewrites
+    # The reference DECODE (the event's) or ORDER2 (a replace's new one)
+    # looks for, registered the cycle before so that the ways compare it
+    # straight from a flip-flop; a new order is booked under it.
     lookup_ref = _bits(64)
-    new_ref = _bits(64)
     new_slot = _bits(slb)
     new_side = _bits(1)
-    new_entry = ConcatSignal(e_shares, e_price, new_side, new_slot, new_ref, intbv(1)[1:])
-    new_shares = _bits(32)
+    new_entry = ConcatSignal(e_shares, e_price, new_side, new_slot, lookup_ref, intbv(1)[1:])
     fold_ref, fold_new, fold_in = _bits(setb), _bits(setb), _bits(setb)
     used_w = [_bits(1) for _ in range(n_ways)]
     hit_w = [_bits(1) for _ in range(n_ways)]
+    same_w = [_bits(1) for _ in range(n_ways)]
     purge_w = [_bits(1) for _ in range(n_ways)]
     rfb_w = [_bits(1) for _ in range(n_ways)]
     rfa_w = [_bits(1) for _ in range(n_ways)]
+    all_w = [_bits(1) for _ in range(n_ways)]
+    over_w = [_bits(1) for _ in range(n_ways)]
     new_w = [_bits(eb) for _ in range(n_ways)]
-    way_cells = [_way_cell(lay, tbl_rd(eb * (w + 1), eb * w), w, lookup_ref, purge_all,
+    way_cells = [_way_cell(lay, tbl_rd(eb * (w + 1), eb * w), lookup_ref, cam_idx, purge_all,
                            purge_slot, t_slot, refill_bid, refill_ask, bid_bound, ask_bound,
-                           done_bid(w), done_ask(w), way_op, way_sel, new_entry, new_shares,
-                           used_w[w], hit_w[w], purge_w[w], rfb_w[w], rfa_w[w], new_w[w])
+                           done_bid(w), done_ask(w), way_op, way_pick(w), new_entry, e_shares,
+                           used_w[w], hit_w[w], same_w[w], purge_w[w], rfb_w[w], rfa_w[w],
+                           all_w[w], over_w[w], new_w[w])
                  for w in range(n_ways)]
     tbl_wdata = ConcatSignal(*reversed(new_w))
     hit_vec = ConcatSignal(*reversed(hit_w))
@@ -636,19 +743,27 @@ def order_book(clk, rst, s_event: EventPort, m_axis: AxiStream, m_feed_event: Fe
     rfb_vec = ConcatSignal(*reversed(rfb_w))
     rfa_vec = ConcatSignal(*reversed(rfa_w))
     used_vec = ConcatSignal(*reversed(used_w))
+    all_vec = ConcatSignal(*reversed(all_w))
+    same_vec = ConcatSignal(*reversed(same_w))
+    over_vec = ConcatSignal(*reversed(over_w))
     any_hit, any_free, rfb_any, rfa_any = _bits(1), _bits(1), _bits(1), _bits(1)
-    hit_way, free_way, rfb_way, rfa_way = (_bits(len(way_sel)) for _ in range(4))
-    way_encoders = [_first_set(hit_vec, n_ways, any_hit, hit_way),
-                    _first_set(free_way_vec, n_ways, any_free, free_way),
-                    _first_set(rfb_vec, n_ways, rfb_any, rfb_way),
-                    _first_set(rfa_vec, n_ways, rfa_any, rfa_way)]
+    hit_all, hit_over = _bits(1), _bits(1)
+    hit_same = _bits(1)       # the order is booked on the event's own slot
+    # One-hot: the way of each kind, the lowest one where several qualify.
+    # A reference is in its set at most once (an add or replace that finds
+    # it already there is refused), so the hit vector is one-hot as it is.
+    hit_way = hit_vec
+    free_way, rfb_way, rfa_way = (_bits(n_ways) for _ in range(3))
+    way_encoders = [_lowest_set(free_way_vec, n_ways, any_free, free_way),
+                    _lowest_set(rfb_vec, n_ways, rfb_any, rfb_way),
+                    _lowest_set(rfa_vec, n_ways, rfa_any, rfa_way)]
     # What is needed of the selected ways: from the slot up for a hit,
     # price and shares for a refill.
     hit_entry = _bits(eb - lay.e_slot)
     rfb_entry, rfa_entry = _bits(64), _bits(64)
-    entry_muxes = [_select(tbl_rd, hit_way, eb, lay.e_slot, hit_entry),
-                   _select(tbl_rd, rfb_way, eb, lay.e_price, rfb_entry),
-                   _select(tbl_rd, rfa_way, eb, lay.e_price, rfa_entry)]
+    entry_muxes = [_pick_field(tbl_rd, hit_way, n_ways, eb, lay.e_slot, hit_entry),
+                   _pick_field(tbl_rd, rfb_way, n_ways, eb, lay.e_price, rfb_entry),
+                   _pick_field(tbl_rd, rfa_way, n_ways, eb, lay.e_price, rfa_entry)]
     hit_slot = hit_entry(lay.e_side - lay.e_slot, 0)
     hit_side = hit_entry(lay.e_side - lay.e_slot)
     hit_price = hit_entry(lay.e_shares - lay.e_slot, lay.e_price - lay.e_slot)
@@ -682,14 +797,11 @@ def order_book(clk, rst, s_event: EventPort, m_axis: AxiStream, m_feed_event: Fe
             if purge_vec[w]:
                 count[:] = count + 1
         purge_count.next = count
-        new_shares.next = hit_shares - e_shares
-        left_b = intbv(0)[n_ways:]
-        left_a = intbv(0)[n_ways:]
-        left_b[:] = rfb_vec
-        left_a[:] = rfa_vec
-        left_b[int(rfb_way)] = 0
-        left_a[int(rfa_way)] = 0
-        rf_more.next = left_b != 0 or left_a != 0
+        any_hit.next = hit_vec != 0
+        hit_all.next = (hit_vec & all_vec) != 0
+        hit_over.next = (hit_vec & over_vec) != 0
+        hit_same.next = (hit_vec & same_vec) != 0
+        rf_more.next = (rfb_vec & ~rfb_way) != 0 or (rfa_vec & ~rfa_way) != 0
 
     @always(clk.posedge)
     def table_memory():
@@ -874,27 +986,70 @@ def order_book(clk, rst, s_event: EventPort, m_axis: AxiStream, m_feed_event: Fe
     fe_queue = feed_event_queue(clk, rst, fe_push, fe_record, m_feed_event, fe_lost,
                                 FEED_EVENT_QUEUE)
 
+    # The orders REFILL_SCAN picks, added to the ladders the cycle after:
+    # picking (the set's ways against the boundary) and adding (the
+    # ladder's levels against the price) would be one long path.
+    rf_bid_add, rf_ask_add = _bits(1), _bits(1)
+    rf_bid_price, rf_ask_price = _bits(32), _bits(32)
+    rf_bid_shares, rf_ask_shares = _bits(32), _bits(32)
+
+    @always_seq(clk.posedge, reset=rst)
+    def refill_picks():
+        rf_bid_add.next = state == t_state.REFILL_SCAN and rfb_any
+        rf_ask_add.next = state == t_state.REFILL_SCAN and rfa_any
+        rf_bid_price.next = rfb_price
+        rf_ask_price.next = rfa_price
+        rf_bid_shares.next = rfb_shares
+        rf_ask_shares.next = rfa_shares
+
+    @always_comb
+    def ladder_ops():
+        # APPLY, APPLY2: the event's operation on its side; REFILL: the
+        # orders picked the cycle before, on both sides.
+        b_reset.next = state == t_state.REFILL_START and refill_bid
+        a_reset.next = state == t_state.REFILL_START and refill_ask
+        if state == t_state.REFILL_SCAN or state == t_state.REFILL_ADD:
+            b_apply.next = rf_bid_add
+            a_apply.next = rf_ask_add
+            b_add.next = 1
+            a_add.next = 1
+            b_gone.next = 0
+            a_gone.next = 0
+            b_price.next = rf_bid_price
+            a_price.next = rf_ask_price
+            b_amount.next = rf_bid_shares
+            a_amount.next = rf_ask_shares
+        else:
+            b_apply.next = (state == t_state.APPLY or state == t_state.APPLY2) and not op_side
+            a_apply.next = (state == t_state.APPLY or state == t_state.APPLY2) and op_side
+            b_add.next = op_add
+            a_add.next = op_add
+            b_gone.next = op_gone
+            a_gone.next = op_gone
+            b_price.next = op_price
+            a_price.next = op_price
+            b_amount.next = op_amount
+            a_amount.next = op_amount
+
     @always_comb
     def steer():
         s_event.ready.next = state == t_state.IDLE and not cmd_pending
-        cam_key.next = e_locate
-        if state == t_state.CMD:
+        # IDLE: the event being taken, whose slot's ladders and reference's
+        # order-table set are read now; CMD_LOOKUP: the command's locate.
+        if state == t_state.CMD_LOOKUP:
             cam_key.next = cmd_locate
-        if state == t_state.IDLE:
-            # The event being taken: its slot and order-table set are read now.
+        else:
             cam_key.next = in_locate
         tbl_re.next = 0
         tbl_raddr.next = fold_ref
         tbl_we.next = 0
         tbl_waddr.next = fold_ref
         way_op.next = WAY_KEEP
-        way_sel.next = 0
-        lookup_ref.next = e_ref
-        new_ref.next = e_ref
+        way_pick.next = 0
         new_slot.next = cam_idx
         new_side.next = e_side
         lad_re.next = 0
-        lad_raddr.next = cam_idx
+        lad_raddr.next = cam_now_idx
         lad_we.next = 0
         lad_waddr.next = t_slot
         lad_zero.next = 0
@@ -909,18 +1064,6 @@ def order_book(clk, rst, s_event: EventPort, m_axis: AxiStream, m_feed_event: Fe
         sym_wdata.next = 0
         out_load_update.next = 0
         out_load_trade.next = 0
-        b_apply.next = 0
-        a_apply.next = 0
-        b_reset.next = 0
-        a_reset.next = 0
-        b_add.next = op_add
-        a_add.next = op_add
-        b_gone.next = op_gone
-        a_gone.next = op_gone
-        b_price.next = op_price
-        a_price.next = op_price
-        b_amount.next = op_amount
-        a_amount.next = op_amount
 
         if state == t_state.INIT:
             tbl_we.next = 1
@@ -954,6 +1097,14 @@ def order_book(clk, rst, s_event: EventPort, m_axis: AxiStream, m_feed_event: Fe
             tbl_waddr.next = scan_set
             way_op.next = WAY_PURGE
         elif state == t_state.DECODE:
+            # The slot's ladders go into the working registers whatever the
+            # event: an event that has no use for them ends before FINISH,
+            # and no record that is still to go out is built from them.
+            # The ladders of the order's slot are read as well: LOAD takes
+            # them when that is another slot than the event's.
+            load_work.next = 1
+            lad_re.next = any_hit
+            lad_raddr.next = hit_slot
             if e_kind == EV_DIRECTORY:
                 sym_wdata.next = e_aux
                 if cam_hit:
@@ -969,47 +1120,32 @@ def order_book(clk, rst, s_event: EventPort, m_axis: AxiStream, m_feed_event: Fe
                     lad_zero.next = 1
                     sym_we.next = 1
                     sym_waddr.next = free_idx
+            # What a way is rewritten to does not wait for the reference
+            # test, only whether the set is written does.
             elif e_kind == EV_ADD:
-                if cam_hit and e_shares != 0 and not any_hit:
-                    load_work.next = 1
-                    if any_free:
-                        tbl_we.next = 1
-                        way_op.next = WAY_NEW
-                        way_sel.next = free_way
+                way_op.next = WAY_NEW
+                way_pick.next = free_way
+                tbl_we.next = cam_hit and e_shares != 0 and not any_hit and any_free
             elif order_kind:
-                if any_hit:
-                    tbl_we.next = 1
-                    way_sel.next = hit_way
-                    if e_kind == EV_DELETE or e_kind == EV_REPLACE or e_shares >= hit_shares:
-                        way_op.next = WAY_CLEAR
-                    else:
-                        way_op.next = WAY_SHARES
-                    if hit_slot == cam_idx:
-                        load_work.next = 1
-                    else:
-                        # The order is booked on another locate's slot.
-                        lad_re.next = 1
-                        lad_raddr.next = hit_slot
-                elif cam_hit:
-                    load_work.next = 1
+                way_pick.next = hit_way
+                if e_kind == EV_DELETE or e_kind == EV_REPLACE:
+                    way_op.next = WAY_CLEAR
+                else:
+                    way_op.next = WAY_REDUCE
+                tbl_we.next = any_hit
         elif state == t_state.LOAD:
             load_work.next = 1
-        elif state == t_state.APPLY or state == t_state.APPLY2:
-            b_apply.next = not op_side
-            a_apply.next = op_side
-            if state == t_state.APPLY and second:
+        elif state == t_state.APPLY:
+            if second:
                 tbl_re.next = 1
                 tbl_raddr.next = fold_new
         elif state == t_state.ORDER2:
-            lookup_ref.next = e_new_ref
-            new_ref.next = e_new_ref
             new_slot.next = t_slot
             new_side.next = op_side
             tbl_waddr.next = fold_new
-            if not any_hit and any_free:
-                tbl_we.next = 1
-                way_op.next = WAY_NEW
-                way_sel.next = free_way
+            way_op.next = WAY_NEW
+            way_pick.next = free_way
+            tbl_we.next = not any_hit and any_free
         elif state == t_state.FINISH:
             if not refill_go:
                 lad_we.next = 1
@@ -1019,21 +1155,9 @@ def order_book(clk, rst, s_event: EventPort, m_axis: AxiStream, m_feed_event: Fe
                 elif finish_emit:
                     out_load_update.next = out_free
         elif state == t_state.REFILL_START:
-            b_reset.next = refill_bid
-            a_reset.next = refill_ask
             tbl_re.next = 1
             tbl_raddr.next = scan_set
         elif state == t_state.REFILL_SCAN:
-            b_apply.next = rfb_any
-            a_apply.next = rfa_any
-            b_add.next = 1
-            a_add.next = 1
-            b_gone.next = 0
-            a_gone.next = 0
-            b_price.next = rfb_price
-            a_price.next = rfa_price
-            b_amount.next = rfb_shares
-            a_amount.next = rfa_shares
             if not rf_more and scan_set != last_set:
                 tbl_re.next = 1
                 tbl_raddr.next = scan_set + 1
@@ -1041,6 +1165,9 @@ def order_book(clk, rst, s_event: EventPort, m_axis: AxiStream, m_feed_event: Fe
             out_load_trade.next = out_free
         elif state == t_state.UPDATE_OUT:
             out_load_update.next = out_free
+        else:
+            # The other states drive nothing here but the defaults above.
+            tbl_re.next = 0
 
     # ---- the sequencer: state and bookkeeping ----------------------------------
     @always_seq(clk.posedge, reset=rst)
@@ -1055,7 +1182,7 @@ def order_book(clk, rst, s_event: EventPort, m_axis: AxiStream, m_feed_event: Fe
         elif state == t_state.IDLE:
             if cmd_pending:
                 seen_toggle.next = cmd_toggle
-                state.next = t_state.CMD
+                state.next = t_state.CMD_LOOKUP
             elif s_event.valid:
                 e_kind.next = in_kind
                 e_side.next = in_side
@@ -1064,6 +1191,7 @@ def order_book(clk, rst, s_event: EventPort, m_axis: AxiStream, m_feed_event: Fe
                 e_shares.next = in_shares
                 e_ref.next = in_ref
                 e_new_ref.next = in_new_ref
+                lookup_ref.next = in_ref
                 e_match.next = in_match
                 e_ts.next = in_ts
                 e_seq.next = in_seq
@@ -1077,6 +1205,9 @@ def order_book(clk, rst, s_event: EventPort, m_axis: AxiStream, m_feed_event: Fe
                 emit.next = 0
                 refilled.next = 0
                 state.next = t_state.DECODE
+
+        elif state == t_state.CMD_LOOKUP:
+            state.next = t_state.CMD
 
         elif state == t_state.CMD:
             state.next = t_state.IDLE
@@ -1185,7 +1316,7 @@ def order_book(clk, rst, s_event: EventPort, m_axis: AxiStream, m_feed_event: Fe
                     op_add.next = 0
                     op_side.next = hit_side
                     op_price.next = hit_price
-                    if hit_slot == cam_idx:
+                    if hit_same:
                         state.next = t_state.APPLY
                     else:
                         state.next = t_state.LOAD
@@ -1194,12 +1325,12 @@ def order_book(clk, rst, s_event: EventPort, m_axis: AxiStream, m_feed_event: Fe
                         op_gone.next = 1
                         occupancy.next = occupancy - 1
                     else:
-                        if e_shares > hit_shares:
+                        if hit_over:
                             if e_kind == EV_CANCEL:
                                 p[C_OVER_CANCEL] = 1
                             else:
                                 p[C_OVER_EXECUTION] = 1
-                        if e_shares >= hit_shares:
+                        if hit_all:
                             op_amount.next = hit_shares
                             op_gone.next = 1
                             occupancy.next = occupancy - 1
@@ -1242,6 +1373,7 @@ def order_book(clk, rst, s_event: EventPort, m_axis: AxiStream, m_feed_event: Fe
                     lost_why.next = WHY_LEVEL_MISSING
                 p[C_LEVEL_MISSING] = 1
             if second:
+                lookup_ref.next = e_new_ref
                 state.next = t_state.ORDER2
             else:
                 state.next = t_state.FINISH
@@ -1308,19 +1440,20 @@ def order_book(clk, rst, s_event: EventPort, m_axis: AxiStream, m_feed_event: Fe
 
         elif state == t_state.REFILL_SCAN:
             if rf_more:
-                if rfb_any:
-                    done_bid.next[rfb_way] = 1
-                if rfa_any:
-                    done_ask.next[rfa_way] = 1
+                done_bid.next = done_bid | rfb_way
+                done_ask.next = done_ask | rfa_way
             else:
                 done_bid.next = 0
                 done_ask.next = 0
                 if scan_set == last_set:
                     refill_bid.next = 0
                     refill_ask.next = 0
-                    state.next = t_state.FINISH
+                    state.next = t_state.REFILL_ADD
                 else:
                     scan_set.next = scan_set + 1
+
+        elif state == t_state.REFILL_ADD:
+            state.next = t_state.FINISH
 
         elif state == t_state.TRADE_OUT:
             if out_free:
@@ -1347,8 +1480,9 @@ def order_book(clk, rst, s_event: EventPort, m_axis: AxiStream, m_feed_event: Fe
 
     @always_comb
     def status():
-        busy.next = cmd_pending or state == t_state.INIT or state == t_state.CMD or \
-            state == t_state.SWEEP_READ or state == t_state.SWEEP_WRITE
+        busy.next = cmd_pending or state == t_state.INIT or state == t_state.CMD_LOOKUP or \
+            state == t_state.CMD or state == t_state.SWEEP_READ or \
+            state == t_state.SWEEP_WRITE
 
     info_valid, info_directory, info_not_trading, info_lost, info_degraded = (
         _bits(1) for _ in range(5))
@@ -1385,8 +1519,8 @@ def order_book(clk, rst, s_event: EventPort, m_axis: AxiStream, m_feed_event: Fe
         drives.append(_drive(degraded_vec(min(n_slots, 32 * k + 32), 32 * k),
                              getattr(ports, f"degraded{k}")))
 
-    return (event_in, registers, slot_cells, cam, free, symbol_memory, slot_vectors, t_locate_mux,
-            info_locate_mux, command_decode, way_cells, way_encoders, entry_muxes, set_index,
-            ways_summary, table_memory, sides, ladder_memory, output_port, output_shift,
-            refill_decision, finish_state, fe_queue, steer, advance, counters, status,
-            slot_info, drives)
+    return (event_in, registers, slot_cells, cam, free, lookups, symbol_memory, slot_vectors,
+            slot_count, t_locate_mux, info_locate_mux, command_decode, way_cells, way_encoders,
+            entry_muxes, set_index, ways_summary, table_memory, sides, ladder_memory,
+            output_port, output_shift, refill_decision, finish_state, fe_queue, refill_picks,
+            ladder_ops, steer, advance, counters, status, slot_info, drives)
