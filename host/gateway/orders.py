@@ -20,6 +20,15 @@ Order Priority Update re-prices an order; a Broken Trade removes the fill
 from ``fills`` into ``broken`` and counts its shares as canceled (a FILLED
 order becomes CANCELED).
 
+The exchange's view wins where it tells us of an order we did not record
+(a journal that lost its unsynced tail in a power loss, replayed from the
+exchange's session at the next login): an Order Accepted for an unknown
+UserRefNum adopts the order as the exchange describes it
+(``adopted_from_exchange``), and an Order Replaced that answers no pending
+replace of ours is applied all the same (``replaced_unrequested``).  Every
+UserRefNum the exchange names, and the next one an Account Query Response
+announces, keeps allocation above it, so a restart never reuses one.
+
 FILLED, CANCELED and REJECTED are terminal: a message for a terminal order is
 counted under ``late_messages`` and changes nothing.  Quantities obey
 ``0 <= filled + canceled <= quantity`` (``quantity`` is the order's total:
@@ -94,6 +103,14 @@ class Order:
         }
 
 
+#: Answers that carry the UserRefNum of a request that opened one.
+_NAMES_NEW_REF = frozenset({ouch50.OrderAccepted, ouch50.OrderReplaced, ouch50.OrderRejected,
+                            ouch50.MassCancelResponse, ouch50.DisableOrderEntryResponse,
+                            ouch50.EnableOrderEntryResponse})
+_RECEIVED_KEYS = {cls: f"received_{cls.__name__}" for cls in ouch50.OUTBOUND_MESSAGES}
+_SENT_KEYS = {cls: f"sent_{cls.__name__}" for cls in ouch50.INBOUND_MESSAGES}
+
+
 def _resting(order: Order) -> OrderState:
     return OrderState.PARTIALLY_FILLED if order.filled else OrderState.LIVE
 
@@ -158,6 +175,21 @@ class OrderManager:
 
     def sent(self, msg: Message) -> None:
         """Account for a request that has been (journaled and) sent."""
+        cls = type(msg)
+        if cls is ouch50.ReplaceOrderRequest:
+            # The requote, every quote record twice: straight to it.
+            ref = msg.user_ref_num
+            if ref >= self.next_user_ref_num:
+                self.next_user_ref_num = ref + 1
+            order = self.orders.get(msg.orig_user_ref_num)
+            if order is None or order.state not in _WORKING:
+                self.counts["replace_of_non_working"] += 1
+                return
+            order.state = OrderState.PENDING_REPLACE
+            order.pending_replace = (ref, msg.quantity, msg.price)
+            self.orders[ref] = order
+            self.counts[_SENT_KEYS[cls]] += 1
+            return
         if hasattr(msg, "user_ref_num") and not isinstance(msg, (ouch50.CancelOrderRequest,
                                                                  ouch50.ModifyOrderRequest)):
             # Keeps allocation above anything sent, also when rebuilding.
@@ -186,7 +218,8 @@ class OrderManager:
             order.pending_cancel_to = msg.quantity
         elif isinstance(msg, ouch50.MassCancelRequest):
             self.mass_cancels[msg.user_ref_num] = "pending"
-        self.counts[f"sent_{type(msg).__name__}"] += 1
+        cls = type(msg)
+        self.counts[_SENT_KEYS.get(cls) or f"sent_{cls.__name__}"] += 1
 
     # -- incoming -----------------------------------------------------------------
     def _anomaly(self, text: str) -> None:
@@ -204,12 +237,23 @@ class OrderManager:
         return order
 
     def received(self, msg: Message) -> None:
-        handler = self._HANDLERS.get(type(msg))
-        self.counts[f"received_{type(msg).__name__}"] += 1
+        cls = type(msg)
+        self.counts[_RECEIVED_KEYS.get(cls) or f"received_{cls.__name__}"] += 1
+        if cls in _NAMES_NEW_REF and msg.user_ref_num >= self.next_user_ref_num:
+            self.next_user_ref_num = msg.user_ref_num + 1
+        handler = self._HANDLERS.get(cls)
         if handler is not None:
             handler(self, msg)
 
+    def _adopt(self, msg) -> None:
+        order = Order(msg.user_ref_num, msg.symbol, msg.side, msg.price, msg.quantity,
+                      msg.cl_ord_id, user_ref_nums=[msg.user_ref_num])
+        self.orders[msg.user_ref_num] = order
+        self.counts["adopted_from_exchange"] += 1
+
     def _accepted(self, msg) -> None:
+        if msg.user_ref_num not in self.orders:
+            self._adopt(msg)
         order = self._order_for(msg.user_ref_num)
         if order is None:
             return
@@ -289,9 +333,14 @@ class OrderManager:
         if order is None:
             return
         if order.pending_replace is None or order.pending_replace[0] != msg.user_ref_num:
-            self._anomaly(f"Order Replaced {msg.orig_user_ref_num}->{msg.user_ref_num} "
-                          f"not requested")
-            return
+            if (order.pending_replace is not None or msg.user_ref_num in self.orders
+                    or msg.orig_user_ref_num != order.user_ref_num):
+                self._anomaly(f"Order Replaced {msg.orig_user_ref_num}->{msg.user_ref_num} "
+                              f"not requested")
+                return
+            # Our replace request is not on record, the exchange carried it out.
+            self.counts["replaced_unrequested"] += 1
+            self.orders[msg.user_ref_num] = order
         order.pending_replace = None
         order.user_ref_num = msg.user_ref_num
         order.user_ref_nums.append(msg.user_ref_num)
@@ -369,6 +418,10 @@ class OrderManager:
                 return
         self._anomaly(f"Broken Trade for unknown match {msg.match_number} on {msg.user_ref_num}")
 
+    def _account_query_answered(self, msg) -> None:
+        # The exchange's next expected UserRefNum: nothing below it may be used.
+        self.next_user_ref_num = max(self.next_user_ref_num, msg.next_user_ref_num)
+
     def _mass_cancel_done(self, msg) -> None:
         if self.mass_cancels.get(msg.user_ref_num) != "pending":
             self.counts["unknown_mass_cancel"] += 1
@@ -387,6 +440,7 @@ class OrderManager:
         ouch50.CancelReject: _cancel_rejected,
         ouch50.OrderPriorityUpdate: _priority_updated,
         ouch50.BrokenTrade: _trade_broken,
+        ouch50.AccountQueryResponse: _account_query_answered,
     }
 
     # -- views --------------------------------------------------------------------

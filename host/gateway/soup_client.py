@@ -12,16 +12,60 @@ and reported in ``gaps``.
 Heartbeats: a Client Heartbeat goes out whenever nothing was sent for
 ``heartbeat_interval`` seconds; if nothing arrives for ``server_timeout``
 seconds the connection is considered dead and closed.
+
+Sending: the socket has TCP_NODELAY (a request leaves at once, never held
+back by Nagle's algorithm waiting for an ACK), and :meth:`SoupClient.send`
+hands a packet to the kernel right away unless the client is *corked*
+(``with client.batch:``): then packets collect and leave in one send when
+the outermost batch ends.  Whatever one read from the server brings is
+handled as one batch, so the requests its messages cause go out together.
+``after_read``, when set, is called once the packets of one read that
+brought sequenced messages have all been handled (inside that batch).
+``before_flush``, when set, is called as the outermost batch ends, before
+its packets are handed to the kernel (also when there are none to send);
+if it raises, the batch's packets are dropped unsent (``staged_dropped``)
+and the error propagates.
 """
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 from collections import Counter
 from typing import Awaitable, Callable
 
 from host.protocols import soupbintcp
 from host.protocols.soupbintcp import FramingError, SoupFramer
+
+
+class _Batch:
+    """``with client.batch:`` -- packets sent inside leave in one send."""
+
+    __slots__ = ("client",)
+
+    def __init__(self, client: "SoupClient"):
+        self.client = client
+
+    def __enter__(self):
+        self.client._corked += 1
+        return self.client
+
+    def __exit__(self, *exc) -> None:
+        client = self.client
+        client._corked -= 1
+        if not client._corked:
+            before_flush = client.before_flush
+            if before_flush is not None:
+                try:
+                    before_flush()
+                except BaseException:
+                    # What had to precede the packets did not happen: they stay unsent.
+                    if client._staged:
+                        client.counts["staged_dropped"] += len(client._staged)
+                        client._staged.clear()
+                    raise
+            if client._staged:
+                client._flush()
 
 
 class SoupClientError(Exception):
@@ -65,10 +109,19 @@ class SoupClient:
         self.disconnected = asyncio.Event()
         self.disconnected.set()
         self.last_error: BaseException | None = None
+        self._up = False
+        self._transport = None
+        self._loop = None
+        self._corked = 0
+        self._staged: list[bytes] = []
+        self.batch = _Batch(self)
+        self.before_flush: Callable[[], object] | None = None
+        self.after_read: Callable[[], object] | None = None
+        self._handed_over = 0       # sequenced messages handed on since the last after_read
 
     @property
     def connected(self) -> bool:
-        return not self.disconnected.is_set()
+        return self._up
 
     async def connect(self) -> soupbintcp.LoginAccepted:
         """Open the TCP connection and log in; raises LoginRejectedError,
@@ -91,13 +144,22 @@ class SoupClient:
         self.session = accepted.session
         self._receive_sequence = accepted.sequence_number
         self._reader, self._writer = reader, writer
+        self._transport = writer.transport
+        sock = writer.get_extra_info("socket")
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._framer = framer
-        loop = asyncio.get_running_loop()
+        loop = self._loop = asyncio.get_running_loop()
         self._last_sent = self._last_received = loop.time()
+        self._staged.clear()
         self.disconnected.clear()
+        self._up = True
         self.counts["logins"] += 1
-        for packet in early:
-            self._dispatch(packet)
+        if early:
+            with self.batch:
+                for packet in early:
+                    self._dispatch(packet)
+                self._read_done()
         self._reader_task = asyncio.create_task(self._read_loop())
         self._heartbeat_task = asyncio.create_task(self._heartbeat_loop())
         return accepted
@@ -114,6 +176,12 @@ class SoupClient:
                 if isinstance(packet, soupbintcp.LoginAccepted):
                     return packet, packets[i + 1:]
 
+    def _read_done(self) -> None:
+        after_read = self.after_read
+        if after_read is not None and self._handed_over:
+            self._handed_over = 0
+            after_read()
+
     def _dispatch(self, packet) -> None:
         if isinstance(packet, soupbintcp.SequencedData):
             seq = self._receive_sequence
@@ -122,6 +190,7 @@ class SoupClient:
                 self.counts["duplicates"] += 1
                 return
             if self.on_sequenced is not None:
+                self._handed_over += 1
                 self.on_sequenced(seq, packet.message)
             self.next_sequence = seq + 1
             self.counts["sequenced"] += 1
@@ -147,8 +216,10 @@ class SoupClient:
                     self.counts["server_closed"] += 1
                     return
                 self._last_received = loop.time()
-                for packet in self._framer.feed(data):
-                    self._dispatch(packet)
+                with self.batch:
+                    for packet in self._framer.feed(data):
+                        self._dispatch(packet)
+                    self._read_done()
                 if self.end_of_session:
                     return
         except FramingError as exc:
@@ -174,20 +245,43 @@ class SoupClient:
             self.counts["client_heartbeats"] += 1
 
     def _write(self, packet) -> None:
-        if not self.connected:
+        self._send_bytes(packet.packet())
+
+    def _send_bytes(self, raw: bytes) -> None:
+        if not self._up:
             raise NotConnectedError("not connected")
-        self._writer.write(packet.packet())
-        self._last_sent = asyncio.get_running_loop().time()
+        if self._corked:
+            self._staged.append(raw)
+        else:
+            self._transport.write(raw)
+        self._last_sent = self._loop.time()
+
+    def _flush(self) -> None:
+        staged = self._staged
+        if len(staged) == 1:
+            raw = staged[0]
+        else:
+            raw = b"".join(staged)
+            self.counts["batched_packets"] += len(staged)
+        staged.clear()
+        if self._up:
+            self._transport.write(raw)
 
     def send(self, message: bytes) -> None:
         """Send one upper-layer message as Unsequenced Data."""
-        self._write(soupbintcp.UnsequencedData(message=message))
+        self._send_bytes(soupbintcp.unsequenced_packet(message))
 
     def _teardown(self) -> None:
         if self._heartbeat_task is not None and self._heartbeat_task is not asyncio.current_task():
             self._heartbeat_task.cancel()
         if self._writer is not None:
             self._writer.close()
+        self._up = False
+        # Requests staged in a batch that can no longer be sent: the journal
+        # has them, the exchange never saw them (as with a dead socket).
+        if self._staged:
+            self.counts["staged_dropped"] += len(self._staged)
+            self._staged.clear()
         self.disconnected.set()
 
     async def logout(self) -> None:

@@ -270,6 +270,86 @@ class OuchMessage(Message):
     __slots__ = ()
 
 
+# -- compiled constructors and encoders -------------------------------------------
+#
+# Orders are built and encoded once per request on the send path, where the
+# generic, table-driven Message.__init__ and Layout.pack cost tens of
+# microseconds.  Each OUCH class gets a constructor and an encoder generated
+# from the same layout declaration: the encoder packs every field with one
+# precompiled struct and, for anything it does not handle itself (a value of
+# an unexpected type or out of range, a non-empty appendage), hands the
+# message to the generic encoder, so errors and bytes stay exactly the
+# generic ones.
+
+_MISSING = object()
+#: Alpha values seen per width -> their padded wire bytes (bounded).
+_ALPHA_CACHE_LIMIT = 4096
+_EMPTY_APPENDAGE = _U16.pack(0)
+
+
+def _alpha_bytes(cache: dict, width: int, value) -> bytes | None:
+    """Padded bytes of a valid text value (cached), or None to let the
+    generic encoder raise its error."""
+    if value.__class__ is not str:
+        return None
+    try:
+        raw = value.encode("ascii")
+    except UnicodeEncodeError:
+        return None
+    if len(raw) > width:
+        return None
+    raw = raw.ljust(width, b" ")
+    if len(cache) < _ALPHA_CACHE_LIMIT:
+        cache[value] = raw
+    return raw
+
+
+def _compile(cls: type) -> None:
+    layout = cls.LAYOUT
+    names = layout.names
+    tail = cls.TAIL
+    env: dict[str, Any] = {"_generic_encode": Message.encode, "_MISSING": _MISSING,
+                           "Appendage": Appendage, "_alpha_bytes": _alpha_bytes,
+                           "_EMPTY": _EMPTY_APPENDAGE, "_tail": tail,
+                           "_struct": struct.Struct(">c" + layout.struct.format.lstrip(">")),
+                           "_type": cls.TYPE.encode("ascii")}
+    params = list(names) + ([f"{tail.name}=_MISSING"] if tail is not None else [])
+    init = [f"def __init__(self, {', '.join(params)}):"]
+    init += [f"    self.{n} = {n}" for n in names]
+    if tail is not None:
+        init.append(f"    self.{tail.name} = _tail.default() if {tail.name} is _MISSING "
+                    f"else {tail.name}")
+    if len(init) == 1:
+        init.append("    pass")
+    encode = ["def encode(self):"]
+    args = ["_type"]
+    for i, f in enumerate(layout.fields):
+        encode.append(f"    v{i} = self.{f.name}")
+        if f.is_alpha:
+            env[f"_cache{i}"] = {}
+            encode.append(f"    b{i} = _cache{i}.get(v{i}) if v{i}.__class__ is str else None")
+            encode.append(f"    if b{i} is None:")
+            encode.append(f"        b{i} = _alpha_bytes(_cache{i}, {f.size}, v{i})")
+            encode.append(f"        if b{i} is None: return _generic_encode(self)")
+            args.append(f"b{i}")
+        else:
+            low, high = f.int_range
+            encode.append(f"    if v{i}.__class__ is not int or not {low} <= v{i} <= {high}:")
+            encode.append("        return _generic_encode(self)")
+            args.append(f"v{i}")
+    encode.append(f"    body = _struct.pack({', '.join(args)})")
+    if tail is None:
+        encode.append("    return body")
+    else:
+        encode.append(f"    tail = self.{tail.name}")
+        encode.append("    if tail.__class__ is Appendage and not tail:")
+        encode.append("        return body + _EMPTY")
+        encode.append("    return body + _tail.encode(tail)")
+    exec("\n".join(init) + "\n\n" + "\n".join(encode), env)
+    cls.__init__ = env["__init__"]
+    cls.encode = env["encode"]
+
+
 def _declare(class_name: str, type_code: str, name: str,
              fields: list[tuple[str, str]], appendage: str) -> type:
     """``appendage``: "required", "optional" (Appendage Length may be absent)
@@ -277,6 +357,7 @@ def _declare(class_name: str, type_code: str, name: str,
     tail = {"required": _REQUIRED, "optional": _OPTIONAL, "none": None}[appendage]
     cls = message(class_name, type_code, fields, name=name, tail=tail, base=OuchMessage)
     cls.APPENDAGE_OPTIONAL = appendage == "optional"
+    _compile(cls)
     return cls
 
 

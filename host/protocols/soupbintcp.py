@@ -248,6 +248,19 @@ def frame(body: bytes) -> bytes:
     return LENGTH_PREFIX.pack(len(body)) + body
 
 
+_UNSEQUENCED_HEAD = struct.Struct(">Hc")
+_UNSEQUENCED_TYPE = b"U"
+
+
+def unsequenced_packet(message: bytes) -> bytes:
+    """The Unsequenced Data packet carrying ``message``, length prefix
+    included: the bytes of ``UnsequencedData(message=message).packet()``
+    without building the packet object (the order-entry send path)."""
+    if message.__class__ is not bytes or len(message) >= MAX_PACKET_LENGTH:
+        return UnsequencedData(message=message).packet()
+    return _UNSEQUENCED_HEAD.pack(len(message) + 1, _UNSEQUENCED_TYPE) + message
+
+
 def encode_packet(packet: Message) -> bytes:
     """Encode a packet object into its on-the-wire bytes, length prefix included."""
     return frame(packet.encode())

@@ -6,7 +6,9 @@ is journaled and sent.
 the engine's state (rate windows, duplicate memory, UserRefNums, working
 orders) on the assumption that it is sent; every decision is counted by
 reason in :attr:`RiskEngine.counts` and handed to :attr:`RiskEngine.listeners`
-as a :class:`~host.risk.events.RiskEvent`.  The engine does no I/O; the
+as a :class:`~host.risk.events.RiskEvent` (refusals and kill resets also to
+:attr:`RiskEngine.refusal_listeners`; with no listener for every decision an
+accepted request builds no event).  The engine does no I/O; the
 breach actions that send cancels are carried out by :class:`host.risk.guard.RiskGuard`.
 
 What is checked, per request (first failure wins, in this order)
@@ -90,7 +92,25 @@ holds) until the order reaches a terminal state.  What it measures is cached
 (:mod:`host.risk.exposure`) and recomputed per symbol when told of a change:
 by the position book, by the marks, and by :meth:`RiskEngine.on_message`,
 which must see every message the order manager receives (the guard registers
-it with the gateway).
+it with the gateway).  The recomputing is done by :meth:`RiskEngine.settle`
+when the exchange's answers arrive (the guard has the gateway call it after
+each read), so a check seldom has any left to do; an accepted Replace Order
+Request is added to its symbol's measures in place
+(:meth:`host.risk.exposure.Exposure.replace_sent`).
+
+The fast path
+-------------
+The checks above are the specification, written to be read.  Enter and
+Replace Orders are first put to a second implementation of the same checks
+(:meth:`RiskEngine._fast_order`) that can only accept: it works on
+per-instrument slots (:mod:`host.risk.slots`) holding the instrument's
+limits and its price band as exact integer thresholds, on the measures
+:mod:`host.risk.exposure` keeps current, and on the throttles' rings.  When
+every check passes it accepts with exactly the effects the checks above
+would have had; otherwise the request is judged by the checks above, which
+then also name the reason.  Both read the same state, and the decisions are
+identical (a property test holds them to it); ``fast_path = False`` turns
+the fast path off.
 """
 from __future__ import annotations
 
@@ -105,14 +125,21 @@ from host.positions.marks import PRICE_SCALE, Marks
 from host.positions.theo import no_arbitrage_bounds
 from host.protocols import ouch50
 from host.protocols.layout import Message
-from host.risk.events import KILL_RESET, REASONS, RiskDecision, RiskEvent
+from host.risk.events import ACCEPTED, KILL_RESET, REASONS, RiskDecision, RiskEvent
 from host.risk.exposure import (
-    Aggregate, Exposure, SideTotals, WorkingOrders, working_exposure,
+    Exposure, SideTotals, WorkingOrders, capital_usage, working_exposure,
 )
 from host.risk.limits import Action, RiskLimits
+from host.risk.slots import (
+    NO_BUY, NO_SELL, InstrumentSlot, MarksVersion, highest_price_not_above,
+    lowest_price_not_below, notional_cap,
+)
 from host.risk.throttle import NS_PER_SECOND, RateLimit
 
 _WORKING_STATES = frozenset({OrderState.LIVE, OrderState.PARTIALLY_FILLED})
+_SELL_SIDES = frozenset("STE")
+_ACCEPT = RiskDecision.accept()
+_MAX_LIMIT_PRICE = ouch50.MAX_LIMIT_PRICE
 _CANCEL_TYPES = (ouch50.CancelOrderRequest, ouch50.ModifyOrderRequest,
                  ouch50.MassCancelRequest)
 # Requests that open a new UserRefNum (Cancel and Modify name an existing one).
@@ -139,7 +166,18 @@ class RiskEngine:
         self.orders = orders
         self.clock = clock
         self.counts: Counter = Counter()
+        #: told of every decision (and kill reset)
         self.listeners: list[Callable[[RiskEvent], None]] = []
+        #: told of refusals and kill resets only: an accepted request costs
+        #: no event when nobody listens to every decision
+        self.refusal_listeners: list[Callable[[RiskEvent], None]] = []
+        # Per symbol and per underlying, what the checks look up on every
+        # request (instrument, limits, no-arbitrage bounds at the last BBO),
+        # kept for as long as ``limits`` is the same object (it is frozen).
+        self._instruments: dict[str, Instrument] = {}
+        self._underlying_limits: dict[str, tuple] = {}
+        self._bounds: dict[str, tuple] = {}
+        self._cached_for = limits
         self.killed = False
         self._sequence = 0
         self._last_user_ref_num = orders.next_user_ref_num - 1
@@ -161,11 +199,20 @@ class RiskEngine:
         for order in orders.unique_orders():
             if order.cl_ord_id.strip():
                 self._cl_ord_ids.setdefault(order.cl_ord_id.strip(), order.user_ref_nums[0])
+        #: judge Enter and Replace Orders on the fast path first
+        self.fast_path = True
+        #: requests the fast path accepted (the rest were judged by the checks)
+        self.fast_accepts = 0
+        self._slots: dict[str, InstrumentSlot] = {}        # by symbol, as sent and normalized
+        self._marks_versions: dict[str, MarksVersion] = {}
+        marks.listeners.append(self._marks_changed)
+        # The windows an Enter or Replace must fit (orders, then all messages).
+        self._order_windows = tuple(self._order_rate.windows + self._message_rate.windows)
 
     # -- working orders -----------------------------------------------------------
     def _resolve(self) -> None:
         for symbol in self.working.resolve():
-            self.exposure.touch(symbol)
+            self.exposure.touch_orders(symbol)
 
     def working_orders(self, symbol: str) -> list[Order]:
         """Our non-terminal orders in ``symbol``."""
@@ -173,16 +220,48 @@ class RiskEngine:
         return self.working.of(normalize_symbol(symbol))
 
     def on_message(self, msg: Message, orders: OrderManager) -> None:
-        """Order gateway listener: an exchange message may have changed an order."""
-        ref = getattr(msg, "orig_user_ref_num", getattr(msg, "user_ref_num", None))
+        """Order gateway listener: an exchange message may have changed an
+        order (its symbol is measured again by :meth:`settle`, or else by
+        the next check).  An order the manager adopted from the exchange
+        (one a restart's journal had lost) is followed from then on."""
+        ref = getattr(msg, "orig_user_ref_num", None)
+        if ref is None:
+            ref = getattr(msg, "user_ref_num", None)
         order = orders.orders.get(ref) if ref is not None else None
         if order is not None:
-            self.exposure.touch(order.symbol)
+            if type(msg) is ouch50.OrderAccepted:
+                self.working.follow(order)
+            self.exposure.touch_orders(normalize_symbol(order.symbol))
+
+    def settle(self) -> None:
+        """Bring every measure up to date now, while no request waits, so
+        that the next check need not: the order gateway calls it once the
+        answers of one read from the exchange are all in
+        (``after_received``)."""
+        self.exposure.refresh()
 
     # -- the entry point ----------------------------------------------------------
     def check(self, msg: Message, *, risk_action: bool = False) -> RiskDecision:
         """Judge one request; ``risk_action`` marks the guard's own pulls."""
         now = self.clock()
+        if self._cached_for is not self.limits:
+            self._forget_limits()
+        if self.fast_path and not self.killed:
+            cls = type(msg)
+            if cls is ouch50.ReplaceOrderRequest:
+                accepted = self._fast_replace(msg, now)
+            elif cls is ouch50.EnterOrder:
+                accepted = self._fast_enter(msg, now)
+            else:
+                accepted = False
+            if accepted:
+                self.fast_accepts += 1
+                if self.listeners:
+                    self._emit(_ACCEPT, msg, now)
+                else:
+                    self._sequence += 1
+                    self.counts[ACCEPTED] += 1
+                return _ACCEPT
         try:
             if isinstance(msg, ouch50.EnterOrder):
                 self._enter(msg, now)
@@ -197,19 +276,32 @@ class RiskEngine:
             if decision.action is Action.KILL:
                 self.killed = True
         else:
-            decision = RiskDecision.accept()
+            decision = _ACCEPT
         self._emit(decision, msg, now)
         return decision
+
+    def _forget_limits(self) -> None:
+        self._instruments.clear()
+        self._underlying_limits.clear()
+        self._slots.clear()
+        self._cached_for = self.limits
+
+    def _marks_changed(self, underlying: str) -> None:
+        version = self._marks_versions.get(underlying)
+        if version is not None:
+            version.value += 1
 
     def _emit(self, decision: RiskDecision, msg: Message | None, now: int) -> None:
         self._sequence += 1
         if decision.accepted:
             self.counts[decision.reason] += 1
+            if not self.listeners:
+                return
         else:
             self.counts[f"rejected_{decision.reason}"] += 1
             self.counts[f"action_{decision.action.value}"] += 1
-        if not self.listeners:
-            return
+            if not self.listeners and not self.refusal_listeners:
+                return
         symbol, side, quantity, price = self._describe(msg)
         event = RiskEvent(
             sequence=self._sequence, clock_ns=now, accepted=decision.accepted,
@@ -221,6 +313,9 @@ class RiskEngine:
             symbol=symbol, side=side, quantity=quantity, price=price, detail=decision.detail)
         for listener in self.listeners:
             listener(event)
+        if not decision.accepted:
+            for listener in self.refusal_listeners:
+                listener(event)
 
     def _describe(self, msg) -> tuple[str, str, int | None, int | None]:
         if msg is None:
@@ -250,7 +345,7 @@ class RiskEngine:
         self.counts[KILL_RESET] += 1
         event = RiskEvent(self._sequence, self.clock(), True, KILL_RESET, None, None, "",
                           None, "", "", None, None, note)
-        for listener in self.listeners:
+        for listener in self.listeners + self.refusal_listeners:
             listener(event)
 
     def restore(self, events) -> None:
@@ -269,6 +364,9 @@ class RiskEngine:
                            f"UserRefNum {ref} is not above {self._last_user_ref_num}")
 
     def _instrument(self, symbol: str) -> Instrument:
+        instrument = self._instruments.get(symbol)
+        if instrument is not None:
+            return instrument
         instrument = self.instruments.get(symbol)
         if instrument is None:
             raise _Refused("unknown_symbol", f"{symbol!r} is not a configured instrument")
@@ -276,7 +374,21 @@ class RiskEngine:
         if instrument.symbol in restricted or instrument.underlying in restricted:
             raise _Refused("restricted_symbol", f"{instrument.symbol} ({instrument.underlying}) "
                                                 f"is restricted")
+        # Only instruments that pass are remembered: the restriction is part
+        # of the (frozen) limits, and instruments are never removed.
+        self._instruments[symbol] = instrument
         return instrument
+
+    def _limits_of(self, underlying: str) -> tuple:
+        """(max_option_position, max_underlying_contracts, max_stock_position,
+        max_delta, max_gamma, max_vega) for one underlying."""
+        limits = self._underlying_limits.get(underlying)
+        if limits is None:
+            limits = self._underlying_limits[underlying] = tuple(
+                self.limits.for_underlying(underlying, name) for name in (
+                    "max_option_position", "max_underlying_contracts", "max_stock_position",
+                    "max_delta", "max_gamma", "max_vega"))
+        return limits
 
     @staticmethod
     def _valid(sign: int, side: str, quantity: int, price: int) -> None:
@@ -340,13 +452,16 @@ class RiskEngine:
                                               f"{msg.price} entered within the window")
         self._order_checks(instrument, sign, msg.quantity, msg.price, None)
         self._throttled(self._order_rate, now, False)
-        # Accepted: commit.
+        self._commit_enter(msg, token, key, now)
+
+    def _commit_enter(self, msg, token: str, key: tuple, now: int) -> None:
         self._last_user_ref_num = msg.user_ref_num
         if token:
             self._cl_ord_ids[token] = msg.user_ref_num
         self._remember_duplicate_key(key, now)
         self.working.expect(msg.user_ref_num)
-        self._count_rate(self._order_rate, now)
+        for window in self._order_windows:
+            window.add(now)
 
     def _replace(self, msg, now: int) -> None:
         if self.killed:
@@ -365,11 +480,17 @@ class RiskEngine:
         token = self._cl_ord_id_free(msg.cl_ord_id, order.user_ref_nums[0])
         self._order_checks(instrument, sign, msg.quantity, msg.price, order)
         self._throttled(self._order_rate, now, False)
+        self._commit_replace(msg, token, order, instrument.symbol, now)
+
+    def _commit_replace(self, msg, token: str, order: Order, symbol: str, now: int) -> None:
         self._last_user_ref_num = msg.user_ref_num
         if token:
             self._cl_ord_ids.setdefault(token, order.user_ref_nums[0])
-        self.exposure.touch(order.symbol)
-        self._count_rate(self._order_rate, now)
+        # The checks have just measured the symbol: the replace is added to
+        # the measures in place (confirmed at the next refresh).
+        self.exposure.replace_sent(symbol, order, msg.user_ref_num, msg.quantity, msg.price)
+        for window in self._order_windows:
+            window.add(now)
 
     def _other(self, msg, now: int, risk_action: bool) -> None:
         opens_ref = isinstance(msg, _NEW_REF_TYPES)
@@ -384,6 +505,270 @@ class RiskEngine:
         self._count_rate(rate, now)
         if risk_action:
             self.counts["risk_action_messages"] += 1
+
+    # -- the fast path (same checks, only the accepting answer) ---------------------
+    def _slot(self, symbol: str) -> InstrumentSlot | None:
+        """The slot of a known, unrestricted instrument (``symbol`` as sent)."""
+        slot = self._slots.get(symbol)
+        if slot is not None:
+            return slot
+        instrument = self.instruments.get(symbol)
+        if instrument is None:
+            return None
+        restricted = self.limits.restricted_symbols
+        if instrument.symbol in restricted or instrument.underlying in restricted:
+            return None
+        underlying = instrument.underlying
+        version = self._marks_versions.get(underlying)
+        if version is None:
+            version = self._marks_versions[underlying] = MarksVersion()
+        (max_option_position, max_underlying_contracts, max_stock_position, max_delta,
+         max_gamma, max_vega) = self._limits_of(underlying)
+        is_option = instrument.option is not None
+        slot = InstrumentSlot(
+            instrument, version,
+            notional_cap=notional_cap(instrument.multiplier, self.limits.max_order_notional,
+                                      self.limits.max_order_quantity),
+            position_limit=max_option_position if is_option else max_stock_position,
+            underlying_limit=max_underlying_contracts, max_delta=max_delta,
+            max_gamma=max_gamma, max_vega=max_vega,
+            margin_fraction=(self.exposure.short_option_margin if is_option
+                             else self.exposure.short_stock_margin))
+        self._slots[symbol] = self._slots[instrument.symbol] = slot
+        return slot
+
+    def _price_slot(self, slot: InstrumentSlot) -> None:
+        """The slot's price band and marks (step 7) at the current marks: a
+        buy passes when ``price <= buy_max``, a sell when ``price >= sell_min``."""
+        slot.priced_at = slot.marks_version.value
+        slot.buy_max, slot.sell_min, slot.theo = NO_BUY, NO_SELL, None
+        limits, marks = self.limits, self.marks
+        quote = marks.bbo(slot.underlying)
+        if quote is None:
+            return
+        bid, ask = quote[0] / PRICE_SCALE, quote[1] / PRICE_SCALE
+        theo = marks.theo(slot.symbol)
+        if theo is None:
+            return
+        if not slot.is_option:
+            band = limits.stock_band_fraction
+            buy_max = highest_price_not_above(ask * (1 + band))
+            sell_min = lowest_price_not_below(bid * (1 - band))
+        else:
+            mid = (bid + ask) / 2
+            if abs(mid - theo.spot) > limits.max_theo_spot_drift * mid:
+                return
+            low, high = no_arbitrage_bounds(slot.instrument.option, bid, ask)
+            tolerance = limits.bound_tolerance
+            fair = theo.price + theo.delta * (mid - theo.spot)
+            band = max(limits.theo_band_min, limits.theo_band_fraction * max(fair, 0.0))
+            buy_max = min(highest_price_not_above(high + tolerance),
+                          highest_price_not_above(fair + band))
+            sell_min = max(lowest_price_not_below(low - tolerance),
+                           lowest_price_not_below(fair - band))
+        slot.buy_max, slot.sell_min, slot.theo = buy_max, sell_min, theo
+        slot.spot = marks.spot(slot.underlying)
+        slot.theo_delta = theo.delta
+        slot.theo_gamma = theo.gamma or 0.0
+        slot.theo_vega = theo.vega or 0.0
+
+    def price_band(self, symbol: str) -> tuple[int, int] | None:
+        """(highest buy price, lowest sell price) that pass the marks and
+        price band checks (step 7) for ``symbol`` now, in OUCH price units;
+        None for an unknown or restricted symbol.  Without the marks to judge
+        by no price passes: (-1, MAX_LIMIT_PRICE + 1)."""
+        if self._cached_for is not self.limits:
+            self._forget_limits()
+        slot = self._slot(symbol)
+        if slot is None:
+            return None
+        if slot.priced_at != slot.marks_version.value:
+            self._price_slot(slot)
+        return slot.buy_max, slot.sell_min
+
+    def _fast_enter(self, msg, now: int) -> bool:
+        """Accept ``msg`` (committing it) if every check passes; False: not
+        known to pass, judge it by the checks."""
+        if msg.user_ref_num <= self._last_user_ref_num:
+            return False
+        slot = self._slots.get(msg.symbol) or self._slot(msg.symbol)
+        if slot is None:
+            return False
+        side = msg.side
+        sign = 1 if side == "B" else -1 if side in _SELL_SIDES else 0
+        if sign == 0:
+            return False
+        quantity, price = msg.quantity, msg.price
+        if not 0 < quantity <= self.limits.max_order_quantity \
+                or not 0 < price <= _MAX_LIMIT_PRICE:
+            return False
+        token = msg.cl_ord_id.strip()
+        if token and token in self._cl_ord_ids:
+            return False
+        key = (slot.symbol, sign, price, quantity)
+        if not self._duplicate_key_fresh(key, now):
+            return False
+        if not self._fast_order(slot, sign, quantity, price, None, now):
+            return False
+        self._commit_enter(msg, token, key, now)
+        return True
+
+    def _fast_replace(self, msg, now: int) -> bool:
+        if msg.user_ref_num <= self._last_user_ref_num:
+            return False
+        original = msg.orig_user_ref_num
+        order = self.orders.orders.get(original)
+        if order is None or order.user_ref_num != original \
+                or order.state not in _WORKING_STATES:
+            return False
+        slot = self._slots.get(order.symbol) or self._slot(order.symbol)
+        if slot is None:
+            return False
+        side = order.side
+        sign = 1 if side == "B" else -1 if side in _SELL_SIDES else 0
+        if sign == 0:
+            return False
+        quantity, price = msg.quantity, msg.price
+        if not 0 < quantity <= self.limits.max_order_quantity \
+                or not 0 < price <= _MAX_LIMIT_PRICE:
+            return False
+        token = msg.cl_ord_id.strip()
+        if token:
+            owner = self._cl_ord_ids.get(token)
+            if owner is not None and owner != order.user_ref_nums[0]:
+                return False
+        if not self._fast_order(slot, sign, quantity, price, order, now):
+            return False
+        self._commit_replace(msg, token, order, slot.symbol, now)
+        return True
+
+    def _fast_order(self, slot: InstrumentSlot, sign: int, quantity: int, price: int,
+                    replacing: Order | None, now: int) -> bool:
+        """Steps 6 to 12 of the checks for a valid order: True when all pass.
+        Every float expression is the checks' own, in the same order, so the
+        two cannot round differently."""
+        if price * quantity > slot.notional_cap:
+            return False
+        if slot.priced_at != slot.marks_version.value:
+            self._price_slot(slot)
+        if sign > 0:
+            if price > slot.buy_max:
+                return False
+        elif price < slot.sell_min:
+            return False
+        exposure = self.exposure
+        entry = exposure.current(slot.symbol)
+        # Self-trade: the far price of our working orders on the other side.
+        if sign > 0:
+            if entry.sell_low <= price:
+                return False
+        elif entry.buy_high >= price:
+            return False
+        # Positions: the worst cases before and after.
+        held = entry.held
+        totals = entry.totals
+        buy_quantity, sell_quantity, buy_cost = \
+            totals.buy_quantity, totals.sell_quantity, totals.buy_cost
+        current_long, current_short = held + buy_quantity, held - sell_quantity
+        if replacing is not None:
+            # The replaced order's own working quantity comes out (it is
+            # working, on the request's side; working_exposure, inline).
+            if replacing.pending_replace is None:
+                open_quantity = replacing.quantity - replacing.filled - replacing.canceled
+                if open_quantity > 0:
+                    if sign > 0:
+                        buy_quantity -= open_quantity
+                        buy_cost -= open_quantity * replacing.price
+                    else:
+                        sell_quantity -= open_quantity
+            else:
+                working = working_exposure(replacing)
+                if working is not None:
+                    if sign > 0:
+                        buy_quantity -= working[1]
+                        buy_cost -= working[2]
+                    else:
+                        sell_quantity -= working[1]
+        if sign > 0:
+            buy_quantity += quantity
+            buy_cost += quantity * price
+            new_long, new_short = held + buy_quantity, held - sell_quantity
+            if new_long > slot.position_limit and new_long > current_long:
+                return False
+        else:
+            sell_quantity += quantity
+            new_long, new_short = held + buy_quantity, held - sell_quantity
+            if -new_short > slot.position_limit and new_short < current_short:
+                return False
+        mine = exposure._sums.get(slot.underlying)
+        if mine is None:
+            mine = exposure.underlying_sums(slot.underlying)
+        if slot.is_option:
+            current = mine.gross
+            gross = current - entry.gross + max(abs(new_long), abs(new_short))
+            if gross > slot.underlying_limit and gross > current:
+                return False
+        # Greeks of the order as if it filled (greeks_of, term by term).
+        total = exposure._total
+        if mine.greeks_missing or total.greeks_missing:
+            return False
+        spot = slot.spot
+        if spot is None:
+            return False
+        units = sign * quantity * slot.multiplier
+        if slot.is_option:
+            delta = units * slot.theo_delta
+            gamma = units * slot.theo_gamma
+            vega = units * slot.theo_vega
+            delta_dollars = delta * spot
+            gamma_dollars = gamma * spot * spot / 100.0
+        else:
+            delta = float(units)
+            gamma = vega = gamma_dollars = 0.0
+            delta_dollars = units * spot
+        sums = mine.greeks
+        before = sums[0]
+        after = before + delta
+        if abs(after) > slot.max_delta and abs(after) > abs(before):
+            return False
+        before = sums[1]
+        after = before + gamma
+        if abs(after) > slot.max_gamma and abs(after) > abs(before):
+            return False
+        before = sums[2]
+        after = before + vega
+        if abs(after) > slot.max_vega and abs(after) > abs(before):
+            return False
+        limits = self.limits
+        sums = total.greeks
+        before = sums[4]
+        after = before + delta_dollars
+        if abs(after) > limits.max_total_delta_dollars and abs(after) > abs(before):
+            return False
+        before = sums[5]
+        after = before + gamma_dollars
+        if abs(after) > limits.max_total_gamma_dollars and abs(after) > abs(before):
+            return False
+        before = sums[2]
+        after = before + vega
+        if abs(after) > limits.max_total_vega and abs(after) > abs(before):
+            return False
+        # Capital.
+        if total.usage_missing or entry.usage is None:
+            return False
+        usage = capital_usage(held, entry.long_cost, buy_quantity, sell_quantity, buy_cost,
+                              slot.multiplier,
+                              spot if new_long < 0 or new_short < 0 else None,
+                              slot.margin_fraction)
+        if usage is None:
+            return False
+        after = total.usage - entry.usage + usage
+        if after > limits.capital and after > total.usage:
+            return False
+        for window in self._order_windows:
+            if not window.allows(now):
+                return False
+        return True
 
     # -- the order checks (steps 6 to 11) -----------------------------------------
     def _order_checks(self, instrument: Instrument, sign: int, quantity: int, price: int,
@@ -404,8 +789,8 @@ class RiskEngine:
                 else entry.totals)
         projected = base.copy()
         projected.add(sign, quantity, quantity * price)
-        mine = self.exposure.underlying(instrument.underlying)
-        total = self.exposure.total()
+        mine = self.exposure.underlying_sums(instrument.underlying)
+        total = self.exposure.total_sums()
         self._positions(instrument, sign, entry, projected, mine)
         self._greeks(instrument, sign * quantity, theo, mine, total)
         self._capital(instrument, entry, projected, total)
@@ -426,7 +811,11 @@ class RiskEngine:
             if sign < 0 and dollars < bid * (1 - band):
                 raise _Refused("price_band_underlying", f"sell {dollars} below bid {bid} - {band:.2%}")
             return self.marks.theo(instrument.symbol)
-        low, high = no_arbitrage_bounds(instrument.option, bid, ask)
+        bounds = self._bounds.get(instrument.symbol)
+        if bounds is None or bounds[0] != quote:
+            bounds = self._bounds[instrument.symbol] = (
+                quote, *no_arbitrage_bounds(instrument.option, bid, ask))
+        _, low, high = bounds
         tolerance = limits.bound_tolerance
         if sign > 0 and dollars > high + tolerance:
             raise _Refused("price_band_underlying",
@@ -460,15 +849,16 @@ class RiskEngine:
                                              f"({order.side} @ {low}..{high})")
 
     def _positions(self, instrument: Instrument, sign: int, entry, projected: SideTotals,
-                   mine: Aggregate) -> None:
+                   mine) -> None:
         symbol, underlying = instrument.symbol, instrument.underlying
         cur_long, cur_short = entry.totals.worst(entry.held)
         new_long, new_short = projected.worst(entry.held)
+        limits = self._limits_of(underlying)
         if instrument.option is None:
-            limit = self.limits.for_underlying(underlying, "max_stock_position")
+            limit = limits[2]
             reason = "position_stock"
         else:
-            limit = self.limits.for_underlying(underlying, "max_option_position")
+            limit = limits[0]
             reason = "position_option"
         if sign > 0 and new_long > limit and new_long > cur_long:
             raise _Refused(reason, f"{symbol}: worst long {new_long} > {limit}")
@@ -478,41 +868,42 @@ class RiskEngine:
             return
         current = mine.gross
         projected_gross = current - entry.gross + max(abs(new_long), abs(new_short))
-        limit = self.limits.for_underlying(underlying, "max_underlying_contracts")
+        limit = limits[1]
         if projected_gross > limit and projected_gross > current:
             raise _Refused("position_underlying",
                            f"{underlying}: worst gross {projected_gross} contracts > {limit}")
 
-    def _greeks(self, instrument: Instrument, signed_quantity: int, theo, mine: Aggregate,
-                total: Aggregate) -> None:
+    def _greeks(self, instrument: Instrument, signed_quantity: int, theo, mine, total) -> None:
+        """``mine`` and ``total``: the exposure's running sums (Greeks in
+        the order delta, gamma, vega, theta, dollar delta, dollar gamma)."""
         underlying = instrument.underlying
-        if mine.greeks is None or total.greeks is None:
+        if mine.greeks_missing or total.greeks_missing:
             raise _Refused("no_mark", mine.missing or total.missing)
         spot = self.marks.spot(underlying)
         if theo is None or spot is None:
             raise _Refused("no_mark", f"no theo or spot for {instrument.symbol}")
         order = greeks_of(instrument, signed_quantity, theo, spot)
-        for name, limit_name, reason in (("delta", "max_delta", "delta_underlying"),
-                                         ("gamma", "max_gamma", "gamma_underlying"),
-                                         ("vega", "max_vega", "vega_underlying")):
-            before = getattr(mine.greeks, name)
-            after = before + getattr(order, name)
-            limit = self.limits.for_underlying(underlying, limit_name)
+        _, _, _, max_delta, max_gamma, max_vega = self._limits_of(underlying)
+        mine, total, limits = mine.greeks, total.greeks, self.limits
+        for name, before, change, limit, reason in (
+                ("delta", mine[0], order.delta, max_delta, "delta_underlying"),
+                ("gamma", mine[1], order.gamma, max_gamma, "gamma_underlying"),
+                ("vega", mine[2], order.vega, max_vega, "vega_underlying")):
+            after = before + change
             if abs(after) > limit and abs(after) > abs(before):
                 raise _Refused(reason, f"{underlying} {name} {after:,.1f} beyond {limit:,.1f}")
-        for name, limit_name, reason in (
-                ("delta_dollars", "max_total_delta_dollars", "delta_total"),
-                ("gamma_dollars", "max_total_gamma_dollars", "gamma_total"),
-                ("vega", "max_total_vega", "vega_total")):
-            before = getattr(total.greeks, name)
-            after = before + getattr(order, name)
-            limit = getattr(self.limits, limit_name)
+        for name, before, change, limit, reason in (
+                ("delta_dollars", total[4], order.delta_dollars,
+                 limits.max_total_delta_dollars, "delta_total"),
+                ("gamma_dollars", total[5], order.gamma_dollars,
+                 limits.max_total_gamma_dollars, "gamma_total"),
+                ("vega", total[2], order.vega, limits.max_total_vega, "vega_total")):
+            after = before + change
             if abs(after) > limit and abs(after) > abs(before):
                 raise _Refused(reason, f"total {name} {after:,.1f} beyond {limit:,.1f}")
 
-    def _capital(self, instrument: Instrument, entry, projected: SideTotals,
-                 total: Aggregate) -> None:
-        if total.usage is None or entry.usage is None:
+    def _capital(self, instrument: Instrument, entry, projected: SideTotals, total) -> None:
+        if total.usage_missing or entry.usage is None:
             raise _Refused("no_mark", total.missing or entry.missing)
         usage = self.exposure.usage(instrument, entry.held, projected)
         if usage is None:

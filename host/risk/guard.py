@@ -8,12 +8,15 @@ a refused one raises :class:`~host.gateway.PreTradeRejected` from
 
 * keeps the position book current from the gateway's executions (the book is
   first rebuilt from the gateway's journal, so a restart loses nothing) and
-  tells the engine about every exchange message that changes an order;
+  tells the engine about every exchange message that changes an order, and
+  has the engine's measures brought up to date after each read of them;
 * journals risk events in the gateway's journal (kind ``risk``): every
   refusal and every kill reset, and accepted requests too with
   ``journal_accepts`` (they are already journaled as the requests sent);
 * restores the kill switch from those records on start, so a kill survives
-  a restart until an operator resets it;
+  a restart until an operator resets it (a kill's record and a reset's are
+  fsynced before the call that made them returns, whatever the journal's
+  durability: unlike orders, the exchange cannot give them back);
 * carries out breach actions before the refused request's ``submit`` returns:
   ``pull_side`` cancels every non-terminal order of ours in that symbol and
   side, ``pull_all`` and ``kill`` send one Mass Cancel for the whole port.
@@ -34,6 +37,7 @@ from typing import Callable
 
 from host.gateway import NotConnectedError, OrderGateway, PreTradeRejected
 from host.gateway.gateway import RISK
+from host.journal import JournalError
 from host.positions.book import PositionBook, side_sign
 from host.positions.instruments import Instruments, normalize_symbol
 from host.positions.marks import Marks
@@ -61,9 +65,15 @@ class RiskGuard:
                                  gateway.orders, clock=clock)
         # After the position book: an execution changes the position, then the order.
         gateway.on_received.append(self.engine.on_message)
+        # The answers of one read are measured once they are all in, not by
+        # the next check.
+        gateway.after_received.append(self.engine.settle)
         self.engine.restore(self._recorded_events())
         self.journal_accepts = journal_accepts
-        self.engine.listeners.append(self._record)
+        # Accepted requests are journaled as the requests sent: without
+        # journal_accepts the engine need not build an event for them.
+        (self.engine.listeners if journal_accepts else self.engine.refusal_listeners).append(
+            self._record)
         self._acting = False
         gateway.pre_trade = self.pre_trade
 
@@ -89,6 +99,17 @@ class RiskGuard:
 
     def reset_kill(self, note: str = "") -> None:
         self.engine.reset_kill(note)
+        self._make_durable()
+
+    def _make_durable(self) -> None:
+        # The kill state is ours alone (the exchange cannot replay it), so
+        # its record is fsynced before the request that tripped it returns,
+        # after the Mass Cancel has left.
+        try:
+            self.gateway.journal.sync()
+        except JournalError as exc:
+            self.counts["kill_not_durable"] += 1
+            log.error("kill state not durable: %s", exc)
 
     # -- the hook -----------------------------------------------------------------
     def pre_trade(self, msg: Message) -> RiskDecision:
@@ -96,6 +117,8 @@ class RiskGuard:
         if (not decision.accepted and not self._acting
                 and decision.action not in (None, Action.REJECT)):
             self._carry_out(decision.action, msg)
+            if decision.action is Action.KILL:
+                self._make_durable()
         return decision
 
     def _carry_out(self, action: Action, msg: Message) -> None:

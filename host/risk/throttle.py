@@ -6,6 +6,14 @@ half-open interval ``(t - window_ns, t]``: an event exactly one window old
 has expired.  Only admitted events count, so a refused request does not use
 up the capacity it was refused for.  Times must not go backwards (the clock
 is monotonic); a time earlier than the last one is treated as the last one.
+
+The window keeps the times of its last ``limit`` events in a ring.  Since
+times never decrease, fewer than ``limit`` events lie in the window exactly
+when the oldest of those (the slot the next event overwrites) has expired,
+so the decision is one comparison whatever the rate.  Events counted without
+being admitted (the risk guard's own pulls) can push more than ``limit``
+into a window; the times they push out of the ring while still inside it
+are kept aside so that :meth:`SlidingWindow.count` stays exact.
 """
 from __future__ import annotations
 
@@ -15,37 +23,50 @@ NS_PER_SECOND = 1_000_000_000
 
 
 class SlidingWindow:
-    __slots__ = ("limit", "window_ns", "_times", "_latest")
+    __slots__ = ("limit", "window_ns", "_ring", "_head", "_latest", "_overflow")
 
     def __init__(self, limit: int, window_ns: int):
         if limit <= 0 or window_ns <= 0:
             raise ValueError(f"a window needs a positive limit and length, got {limit}, {window_ns}")
         self.limit = limit
         self.window_ns = int(window_ns)
-        self._times: deque[int] = deque()
+        # Grows to ``limit`` entries, then ``_head`` is the oldest (next to go).
+        self._ring: list[int] = []
+        self._head = 0
         self._latest = 0
-
-    def _expire(self, now: int) -> int:
-        now = max(now, self._latest)
-        horizon = now - self.window_ns
-        times = self._times
-        while times and times[0] <= horizon:
-            times.popleft()
-        return now
+        self._overflow: deque[int] = deque()
 
     def allows(self, now: int) -> bool:
-        self._expire(now)
-        return len(self._times) < self.limit
+        ring = self._ring
+        if len(ring) < self.limit:
+            return True
+        if now < self._latest:
+            now = self._latest
+        return ring[self._head] <= now - self.window_ns
 
     def add(self, now: int) -> None:
-        now = self._expire(now)
+        if now < self._latest:
+            now = self._latest
         self._latest = now
-        self._times.append(now)
+        ring = self._ring
+        if len(ring) < self.limit:
+            ring.append(now)
+            return
+        head = self._head
+        pushed_out = ring[head]
+        if pushed_out > now - self.window_ns:
+            self._overflow.append(pushed_out)
+        ring[head] = now
+        head += 1
+        self._head = 0 if head == self.limit else head
 
     def count(self, now: int) -> int:
-        """Admitted events in the window ending at ``now``."""
-        self._expire(now)
-        return len(self._times)
+        """Admitted (and otherwise counted) events in the window ending at ``now``."""
+        horizon = max(now, self._latest) - self.window_ns
+        overflow = self._overflow
+        while overflow and overflow[0] <= horizon:
+            overflow.popleft()
+        return sum(1 for t in self._ring if t > horizon) + len(overflow)
 
 
 class RateLimit:
@@ -62,7 +83,10 @@ class RateLimit:
         ) if w is not None]
 
     def allows(self, now: int) -> bool:
-        return all(w.allows(now) for w in self.windows)
+        for window in self.windows:
+            if not window.allows(now):
+                return False
+        return True
 
     def add(self, now: int) -> None:
         for window in self.windows:

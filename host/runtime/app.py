@@ -22,7 +22,6 @@ cancel written to the socket.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections import Counter
 from pathlib import Path
@@ -81,7 +80,6 @@ class Appliance:
         self.trader: QuoteTrader | None = None
         self.kill_figures: list[dict] = []
         self._killed = False
-        self._syncer: asyncio.Task | None = None
 
     # -- start and stop -------------------------------------------------------------
     async def connect(self) -> None:
@@ -90,10 +88,11 @@ class Appliance:
         self.gateway = OrderGateway(
             self.state_dir / JOURNAL_NAME, host, port, exchange.username,
             exchange.password().get_secret_value(), heartbeat_interval=exchange.heartbeat_interval,
-            server_timeout=exchange.timeout, durability="os")
+            server_timeout=exchange.timeout, durability="group")
         self.guard = RiskGuard(self.gateway, self.config.risk, self.instruments, marks=self.marks)
         self.trader = QuoteTrader(self.universe, self.gateway.orders, self.gateway.submit,
-                                  self.gateway.journal.append, firm=exchange.firm)
+                                  self.gateway.journal.append, firm=exchange.firm,
+                                  batch=self.gateway.batch)
         self.gateway.on_received.append(self.trader.on_message)
         self.gateway.on_received.append(self._position_changed)
         self.counts["adopted_orders"] = self.trader.adopt()
@@ -103,24 +102,12 @@ class Appliance:
             if held:
                 self.fabric.set_position(option.option_id, held)
         await self.gateway.start()
-        self._syncer = asyncio.create_task(self._sync_journal())
         if self.guard.killed:
             # A kill survives restarts until an operator resets it.
             self.fabric.set_kill(True)
             self._killed = True
 
-    async def _sync_journal(self, interval: float = 0.002) -> None:
-        # Group commit: what the send path wrote to the kernel becomes durable
-        # within ``interval`` even when no batch ends.
-        while True:
-            await asyncio.sleep(interval)
-            self.gateway.journal.sync()
-
     async def close(self) -> None:
-        if self._syncer is not None:
-            self._syncer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._syncer
         if self.gateway is not None:
             await self.gateway.close()
         self.fabric.close()
@@ -178,7 +165,8 @@ class Appliance:
             self.counts["frames"] += len(frames)
             self.fabric.push(frames, stamps)
             self.handle(self.fabric.poll())
-            self.gateway.journal.sync()
+            # The journal's committer makes the batch durable off this loop.
+            self.gateway.journal.commit()
             if progress is not None:
                 progress(len(frames))
         await asyncio.sleep(0)

@@ -495,6 +495,32 @@ def test_kill_pulls_everything_blocks_new_orders_and_survives_a_restart(tmp_path
     run(main())
 
 
+def test_a_kill_is_durable_before_the_refused_submit_returns(tmp_path):
+    # "os" durability syncs only when asked: the guard must ask.
+    async def main():
+        async with ExchangeServer(ExchangeConfig(users=USERS)) as server:
+            gateway = OrderGateway(tmp_path / "mm.journal", "127.0.0.1", server.port, "ZMM01",
+                                   USERS["ZMM01"], durability="os")
+            guard = RiskGuard(gateway, limits_with(capital=10_000, actions={"capital": "kill"}),
+                              INSTRUMENTS, clock=FakeClock())
+            market(guard.marks)
+            await gateway.start()
+            fair = guard.marks.theo("ACMEC100").price
+            gateway.submit(gateway.orders.enter("B", 5, "ACMEC100", px(fair - 0.2)))
+            assert gateway.journal.unsynced > 0
+            with pytest.raises(PreTradeRejected):
+                gateway.submit(gateway.orders.enter("B", 20, "ACMEC100", px(fair - 0.1)))
+            kill = next(r for r in reversed(gateway.journal.records) if r.kind == RISK)
+            assert RiskEvent.from_bytes(kill.payload).kill
+            assert gateway.journal.durable_offset > kill.offset
+            assert gateway.journal.unsynced == 0
+            # Accepted requests cost no risk event when accepts are not journaled.
+            assert [RiskEvent.from_bytes(r.payload).reason for r in gateway.journal.records
+                    if r.kind == RISK] == ["capital"]
+            await gateway.close()
+    run(main())
+
+
 def test_fills_from_the_exchange_feed_the_position_limit(tmp_path):
     async def main():
         async with ExchangeServer(ExchangeConfig(users=USERS)) as server:

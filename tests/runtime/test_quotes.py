@@ -115,3 +115,86 @@ def test_unknown_option_and_bad_kind_are_counted():
 def test_trigger_rejects_a_wrong_length():
     with pytest.raises(ValueError):
         Trigger.from_bytes(b"\0" * 5)
+
+
+def test_a_records_requests_leave_in_one_batch_and_are_timed_once():
+    h = Harness()
+    log = []
+
+    class Batch:
+        def __enter__(self):
+            log.append("open")
+
+        def __exit__(self, *exc):
+            log.append("flush")
+
+    h.trader.batch = Batch()
+    real_submit, real_journal = h.trader.submit, h.trader.journal
+    h.trader.submit = lambda msg: (log.append(type(msg).__name__), real_submit(msg))
+    h.trader.journal = lambda kind, payload: (log.append(kind), real_journal(kind, payload))
+    h.trader.on_record(quote())
+    # Both enters inside one batch; their triggers after it went out.
+    assert log == ["open", "EnterOrder", "EnterOrder", "flush", TRIGGER, TRIGGER]
+    assert len(h.trader.latencies_ns) == 1
+    h.trader.on_record(quote())                     # nothing to send: nothing timed
+    assert len(h.trader.latencies_ns) == 1
+    sent = [Trigger.from_bytes(p).sent_ns for k, p in h.journaled if k == TRIGGER]
+    assert sent[0] == sent[1]
+
+
+def test_an_order_the_exchange_reports_is_adopted_not_doubled():
+    h = Harness()
+    # An order of ours the trader never sent in this life (the journal lost it).
+    entered = h.manager.enter("B", 5, "ZAABC000", 10000)
+    h.manager.sent(entered)
+    for user, msg in h.exchange.handle("mm", entered):
+        if user == "mm":
+            h.manager.received(msg)
+            h.trader.on_message(msg, h.manager)
+    assert h.trader.counts["adopted_from_exchange"] == 1
+    h.trader.on_record(quote(bid=(10100, 5), sides=SIDE_BID))
+    assert [type(m).__name__ for m in h.sent] == ["ReplaceOrderRequest"]
+    assert h.sent[0].orig_user_ref_num == entered.user_ref_num
+
+
+# -- reading records ------------------------------------------------------------------
+
+from hypothesis import given, settings, strategies as st   # noqa: E402
+
+from host.quoting.records import QUOTE_DTYPE   # noqa: E402
+from host.runtime.quotes import _FIELDS, _unpacker   # noqa: E402
+
+
+def _by_name(record):
+    return tuple(int(record[f]) if f in record.dtype.names else 0 for f in _FIELDS)
+
+
+_BOUNDS = {name: (np.iinfo(QUOTE_DTYPE.fields[name][0]).min,
+                  np.iinfo(QUOTE_DTYPE.fields[name][0]).max) for name in QUOTE_DTYPE.names}
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.fixed_dictionaries({name: st.integers(low, high) | st.sampled_from([low, high])
+                              for name, (low, high) in _BOUNDS.items()}))
+def test_records_read_from_their_bytes_give_the_fields(values):
+    """The fabric's layout is unpacked from the record's bytes; the same
+    fields in other layouts (big-endian, reordered, a field missing or not
+    an integer) are read field by field; all agree with reading by name."""
+    trader = Harness().trader
+    layouts = [QUOTE_DTYPE, QUOTE_DTYPE.newbyteorder(">"),
+               np.dtype([(n, QUOTE_DTYPE.fields[n][0]) for n in reversed(QUOTE_DTYPE.names)]),
+               np.dtype([(n, QUOTE_DTYPE.fields[n][0]) for n in QUOTE_DTYPE.names
+                         if n != "egress_cycle"]),
+               np.dtype([(n, "<f8" if n == "msg_index" else QUOTE_DTYPE.fields[n][0])
+                         for n in QUOTE_DTYPE.names])]
+    # Integer layouts in one byte order are unpacked; the others are not.
+    assert [_unpacker(d) is not None for d in layouts] == [True, True, True, False, False]
+    for dtype in layouts:
+        array = np.zeros(3, dtype=dtype)
+        for name, value in values.items():
+            if name in dtype.names:
+                array[1][name] = value
+        record = array[1]
+        assert trader._read(record) == _by_name(record)
+        assert trader._read(record) == _by_name(record)      # from the cached reader
+    assert trader._read(quotes_array([values])[0]) == tuple(values[f] for f in _FIELDS)
