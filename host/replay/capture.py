@@ -19,6 +19,7 @@ import os
 import signal
 import subprocess
 import threading
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,6 +48,9 @@ class Tcpdump:
         self.iface, self.path, self.bpf = iface, Path(path), bpf
         self.executable = executable
         self.proc: subprocess.Popen | None = None
+        # time.time_ns() just before tcpdump was launched: nothing sent
+        # earlier can be in the capture (the journal's clock, for the wire join).
+        self.started_ns: int | None = None
         self.stderr: list[str] = []
         self.stats: dict[str, int] = {}
         self._listening = threading.Event()
@@ -61,6 +65,7 @@ class Tcpdump:
         args = [self.executable, "-i", self.iface, "-w", str(self.path), "-U", "-n", "-s", "0",
                 "--immediate-mode", "-B", "16384", "--time-stamp-precision=nano", "-Z", "root",
                 self.bpf]
+        self.started_ns = time.time_ns()
         try:
             self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                          text=True)

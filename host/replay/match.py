@@ -5,7 +5,14 @@ by its trigger (kind ``trigger``, :class:`host.runtime.quotes.Trigger`):
 the MoldUDP64 sequence number and message index of the feed message that
 caused it and the option.  The k-th request on the wire is the k-th ``tx``
 record of the journal (one SoupBinTCP session sends requests in journal
-order); their type and UserRefNum must agree.
+order); their type and UserRefNum must agree.  The order-entry capture
+usually starts after the appliance logged in, and the appliance already
+sent requests by then (the Account Query Request of its first login, say):
+those are the journal's leading requests stamped before the capture
+started, and the join begins at the first of them that the wire carries
+(or after them all).  A request stamped once the capture ran was written to
+the socket later still (the journal stamps a request before it is sent), so
+it must be on the wire in its place (see :func:`join_wire`).
 
 What "expected" means
 ---------------------
@@ -267,6 +274,52 @@ class FeedIndex:
                    - np.searchsorted(self.packet_ts, ts - window_ns, "left"))
 
 
+# -- the wire join -----------------------------------------------------------------------------
+@dataclass
+class WireJoin:
+    before_capture: int                  # leading journal requests sent before the capture ran
+    mismatch: tuple | None               # (journaled Request, WireMessage) where they first differ
+    counts: Counter
+
+
+def _same_request(request: Request, wired) -> bool:
+    return (type(wired.msg) is type(request.msg)
+            and getattr(wired.msg, "user_ref_num", None)
+            == getattr(request.msg, "user_ref_num", None))
+
+
+def join_wire(requests: list[Request], wire_requests, wire_started_ns: int | None) -> WireJoin:
+    """Pair the captured requests with the journaled ones, setting each
+    joined request's ``wire_ts``.
+
+    Leading requests stamped before ``wire_started_ns`` may have left before
+    the capture began; they are passed over up to the first one the wire's
+    first request is.  From there the k-th captured request must be the
+    k-th journaled one (type and UserRefNum); the first pair that differs
+    is the mismatch.  A request stamped at or after ``wire_started_ns`` is
+    never passed over: it was sent while the capture ran."""
+    counts: Counter = Counter()
+    start = 0
+    if wire_started_ns is not None:
+        first = wire_requests[0] if wire_requests else None
+        while (start < len(requests) and requests[start].journal_ts < wire_started_ns
+               and (first is None or not _same_request(requests[start], first))):
+            start += 1
+    mismatch = None
+    for request, wired in zip(requests[start:], wire_requests):
+        if not _same_request(request, wired):
+            mismatch = (request, wired)
+            break
+        request.wire_ts = wired.ts_ns
+    counts["requests_on_wire"] = len(wire_requests)
+    counts["requests_journaled"] = len(requests)
+    if start:
+        counts["requests_before_capture"] = start
+    if len(wire_requests) > len(requests) - start:
+        counts["wire_requests_not_journaled"] = len(wire_requests) - (len(requests) - start)
+    return WireJoin(start, mismatch, counts)
+
+
 # -- the rule --------------------------------------------------------------------------------
 @dataclass
 class MatchResult:
@@ -307,11 +360,14 @@ class MatchResult:
 def match_orders(expected: ExpectedRun, records: list[Record], *, wire_requests=None,
                  feed: FeedIndex | None = None, sent_clock: bool = False,
                  jitter_ns: int | None = 20_000_000, burst_window_ns: int = 1_000_000,
-                 burst_packets: int = 8, max_divergences: int = 1000) -> MatchResult:
+                 burst_packets: int = 8, max_divergences: int = 1000,
+                 wire_started_ns: int | None = None) -> MatchResult:
     """Judge every journaled request (see the module docstring).
 
     ``wire_requests``: the requests as captured (:class:`~host.replay.capture.WireMessage`),
-    in order; ``sent_clock``: no wire, latency from the trigger's send time
+    in order; ``wire_started_ns``: the journal's clock (``time.time_ns``)
+    no later than the moment that capture began, None when it covers every
+    request the journal holds; ``sent_clock``: no wire, latency from the trigger's send time
     (backend mode, ``feed`` then holds push times); ``jitter_ns``: how much
     later than its stamp in the expected run the appliance may have stamped
     a frame, None when the appliance used the very same stamps (backend
@@ -330,22 +386,14 @@ def match_orders(expected: ExpectedRun, records: list[Record], *, wire_requests=
             entry["order"] = request.describe()
         divergences.append(entry)
 
-    # Wire join: the k-th request on the wire is the k-th journaled one.
     if wire_requests is not None:
-        for request, wired in zip(view.requests, wire_requests):
-            same = (type(wired.msg) is type(request.msg)
-                    and getattr(wired.msg, "user_ref_num", None)
-                    == getattr(request.msg, "user_ref_num", None))
-            if not same:
-                diverge("wire_differs_from_journal", request,
-                        f"the wire carries {type(wired.msg).__name__} "
-                        f"{_message_fields(wired.msg)} where the journal has this request")
-                break
-            request.wire_ts = wired.ts_ns
-        counts["requests_on_wire"] = len(wire_requests)
-        counts["requests_journaled"] = len(view.requests)
-        if len(wire_requests) > len(view.requests):
-            counts["wire_requests_not_journaled"] = len(wire_requests) - len(view.requests)
+        join = join_wire(view.requests, wire_requests, wire_started_ns)
+        if join.mismatch is not None:
+            request, wired = join.mismatch
+            diverge("wire_differs_from_journal", request,
+                    f"the wire carries {type(wired.msg).__name__} "
+                    f"{_message_fields(wired.msg)} where the journal has this request")
+        counts.update(join.counts)
 
     named_keys: set[tuple[int, int, int]] = set()
     risk_actions: set[str] = set()

@@ -276,6 +276,7 @@ def _network(o: ReplayOptions, source: ReplaySource, kind: str, target, config, 
     judged, status, result, expected = _judge(
         o, config, expected_input, records, locates,
         wire_requests=wire.requests if wire is not None else None,
+        wire_started_ns=captures[1].started_ns if wire is not None else None,
         feed_from_capture=bool(captures))
     summary.update(judged)
     if wire is not None:
@@ -331,7 +332,8 @@ def _wire_fidelity(feed_pcap: Path, send: SendResult) -> dict:
 
 # -- judging -------------------------------------------------------------------------------------
 def _judge(o: ReplayOptions, config, feed_pcap: Path, records, locates, *, push_ns=None,
-           record_cycles=None, wire_requests=None, feed_from_capture: bool = True):
+           record_cycles=None, wire_requests=None, wire_started_ns=None,
+           feed_from_capture: bool = True):
     """``push_ns``: the backend's push times (backend mode; the appliance's
     fabric took the frames with the expected run's own timing, so rate
     windows are judged exactly); ``record_cycles``: the RTL backend's stamp
@@ -369,7 +371,8 @@ def _judge(o: ReplayOptions, config, feed_pcap: Path, records, locates, *, push_
     elif feed_from_capture:
         feed = FeedIndex.from_capture(feed_pcap, seqs)
     result = match_orders(
-        expected, records, wire_requests=wire_requests, feed=feed, sent_clock=push_ns is not None,
+        expected, records, wire_requests=wire_requests, wire_started_ns=wire_started_ns,
+        feed=feed, sent_clock=push_ns is not None,
         jitter_ns=jitter_ns, burst_window_ns=round(o.burst_window_us * 1000),
         burst_packets=o.burst_packets)
     if stamp_problem is not None:
