@@ -38,10 +38,10 @@ def _system(ident: int):
 
 
 def _frame_filter(ident: int):
-    from rtl.frame_filter.hdl import DEST_WIDTH, frame_filter
+    from rtl.frame_filter.hdl import PayloadStream, frame_filter
 
     clk, rst = _clock_and_reset()
-    return frame_filter(clk, rst, AxiStream(), AxiStream(DEST_WIDTH), AxiLite())
+    return frame_filter(clk, rst, AxiStream(), PayloadStream(), AxiLite())
 
 
 def _itch_decoder(ident: int):
@@ -56,10 +56,13 @@ def _itch_decoder(ident: int):
 def _mold_seq(ident: int):
     from rtl.common.message_stream import ItchStream
     from rtl.feed_path.status import FeedEventPort
+    from rtl.frame_filter.hdl import PayloadStream
     from rtl.mold_seq.hdl import mold_seq
 
     clk, rst = _clock_and_reset()
-    return mold_seq(clk, rst, AxiStream(), AxiStream(), ItchStream(), FeedEventPort(), AxiLite())
+    # The filter's payload stream without its tdest, which the sequencer has no use for.
+    return mold_seq(clk, rst, PayloadStream(0), PayloadStream(0), ItchStream(), FeedEventPort(),
+                    AxiLite())
 
 
 def _order_book(ident: int):

@@ -13,8 +13,11 @@ Behaviour is :mod:`rtl.feed_path.model`; this is how the fabric gets it.
                                                                         +-> m_feed_event
 
 The four blocks are instantiated unchanged and joined by their own
-interfaces: the filters' payload streams are the sequencer's inputs (the
-filter's ``tdest``, the matching entry, is not used further), the sequencer's
+interfaces: the filters' payload streams
+(:class:`rtl.frame_filter.hdl.PayloadStream`) are the sequencer's inputs (the
+filter's ``tdest``, the matching entry, is not used further; a payload whose
+frame the filter dropped at its end arrives closed by ``tdrop`` and the
+sequencer discards it), the sequencer's
 message stream (:mod:`rtl.common.message_stream`) is the decoder's input, the
 event port (:mod:`rtl.common.events`) joins decoder and book, and the book's
 record stream is ``m_axis`` (``tdest`` 0 book update, 1 trade).
@@ -44,16 +47,14 @@ from __future__ import annotations
 from myhdl import ConcatSignal, Signal, always_comb, always_seq, block, intbv
 
 from host.protocols.itch50 import MESSAGE_SIZES
-from host.protocols.moldudp64 import BLOCK_HEADER_SIZE, HEADER_SIZE
 from rtl.common.axil import ADDR_WIDTH as WINDOW_ADDR_BITS
 from rtl.common.axil import RESP_SLVERR, AxiLite
 from rtl.common.axis import DATA_BYTES, AxiStream
 from rtl.common.events import EventPort
 from rtl.common.message_stream import ItchStream
 from rtl.feed_path.status import FeedEventPort, feed_event_merge
-from rtl.frame_filter.hdl import DEST_WIDTH as FILTER_DEST_WIDTH
 from rtl.frame_filter.hdl import LATENCY_CYCLES as FILTER_LATENCY
-from rtl.frame_filter.hdl import frame_filter
+from rtl.frame_filter.hdl import PayloadStream, frame_filter
 from rtl.itch_decoder.hdl import LATENCY_CYCLES as DECODER_LATENCY
 from rtl.itch_decoder.hdl import itch_decoder
 from rtl.mold_seq.hdl import LATENCY_CYCLES as SEQUENCER_LATENCY
@@ -72,16 +73,16 @@ DEST_WIDTH = RECORD_DEST_WIDTH
 # Input beat holding the last byte of an ITCH message accepted -> first beat of
 # its book-update record valid, everything idle, for the shortest message that
 # changes a book: an Order Delete alone in its Mold packet, in an untagged
-# frame (83 bytes).  The blocks' latencies plus the beats two store-and-forward
-# stages wait for: the filter passes the payload on only after the whole frame
-# (frame errors show at its end) and the sequencer takes in the whole payload
-# before the message leaves it; the decoder needs the message's last beat.  A
-# longer message takes longer (4 more cycles for an Add Order).  Measured in
-# simulation by tests.rtl.latency.feed_path (test_feed_path_rtl, make rtl-report).
-DELETE_PAYLOAD_BEATS = -(-(HEADER_SIZE + BLOCK_HEADER_SIZE + MESSAGE_SIZES["D"]) // DATA_BYTES)
+# frame (83 bytes).  The filter cuts through, so its payload's last beat
+# follows the frame's last byte by the filter's latency; the sequencer's
+# latency runs from that beat to the message's first; the decoder needs the
+# message's last beat, so the message's further beats count; then the decoder
+# and the book.  A longer message takes longer (4 more cycles for an Add
+# Order: its further beats).  Measured in simulation by
+# tests.rtl.latency.feed_path (test_feed_path_rtl, make rtl-report).
 DELETE_MESSAGE_BEATS = -(-MESSAGE_SIZES["D"] // DATA_BYTES)
-LATENCY_CYCLES = (FILTER_LATENCY + DELETE_PAYLOAD_BEATS - 1 + SEQUENCER_LATENCY
-                  + DELETE_MESSAGE_BEATS - 1 + DECODER_LATENCY + BOOK_LATENCY)
+LATENCY_CYCLES = (FILTER_LATENCY + SEQUENCER_LATENCY + DELETE_MESSAGE_BEATS - 1
+                  + DECODER_LATENCY + BOOK_LATENCY)
 
 # The windows this top level decodes, by register-map block.
 BLOCKS = (SYSTEM, FRAME_FILTER, MOLD_SEQ, ITCH_DECODER, ORDER_BOOK, FRAME_FILTER_B)
@@ -210,8 +211,8 @@ def feed_path(clk, rst, s_axis_a: AxiStream, s_axis_b: AxiStream, m_axis: AxiStr
     0 update, 1 trade), feed event records on ``m_feed_event``, every block's
     registers on ``s_axil``."""
     bus = {spec.name: AxiLite() for spec in BLOCKS}
-    payload_a = AxiStream(FILTER_DEST_WIDTH)
-    payload_b = AxiStream(FILTER_DEST_WIDTH)
+    payload_a = PayloadStream()
+    payload_b = PayloadStream()
     messages = ItchStream()
     events = EventPort()
     sequencer_events = FeedEventPort()

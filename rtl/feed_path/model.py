@@ -5,7 +5,10 @@ blocks: each feed's frames through its own :class:`FrameFilterModel`, the
 passing payloads through the :class:`MoldSeqModel` in arbitration order,
 every message it delivers through the :class:`ItchDecoderModel`, every event
 through the :class:`OrderBookModel`.  Nothing is added between the blocks:
-the top level's behaviour is theirs, and its records are the book's.
+the top level's behaviour is theirs, and its records are the book's.  (The
+hardware's filters cut through and close the payload of a frame they drop at
+its end with ``tdrop``; the sequencer discards it without a trace.  Such a
+frame is a filter drop here, never seen by the sequencer.)
 
 Feed events (:mod:`host.feed.records`) come from two of the blocks: the
 sequencer's (gap, feed stale, feed recovered, end of session; its
@@ -117,11 +120,14 @@ class FeedPathModel:
 
     def run_arrivals(self, arrivals: Sequence[Arrival]) -> list[Output]:
         """Payloads as they reached the sequencer (feed, cycle of the last
-        beat, bytes): the sequencer's arbitration decides their order."""
+        beat, bytes): the sequencer's arbitration decides their order.  A
+        payload a filter dropped at its frame's end (``dropped``) is the
+        filter's drop, already counted by :meth:`filter`; it is skipped."""
         out = []
         for i in arbitration_order(arrivals):
             arrival = arrivals[i]
-            out += self.sequence(arrival.feed, Packet(arrival.data, arrival.error))
+            if not arrival.dropped:
+                out += self.sequence(arrival.feed, Packet(arrival.data, arrival.error))
         return out
 
 

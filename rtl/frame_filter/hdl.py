@@ -13,23 +13,31 @@ header checksum accumulates the IP header's words lane by lane as they pass.
 The UDP payload starts 2 or 6 bytes into a beat.  From the beat after that
 one, each accepted beat forms one output beat from the upper lanes of the
 previous beat and the lower lanes of this one; a tail left in the last beat is
-written the cycle after ``tlast``.  Output beats go to a payload buffer at a
-speculative write pointer while the frame arrives (only once its destination
-matched a filter entry and its payload fits); the cycle after ``tlast`` the
-verdict either commits them or rolls the pointer back, and bumps exactly one
-counter.  So a dropped frame never shows on the output and the output never
-waits for a frame that will be dropped.  The match is held from the frame's
-first payload beat, so a table write cannot cut a frame in flight short.
+formed the cycle after ``tlast``.  The filter cuts through: everything that
+decides whether a frame is wanted (tags, IPv4 header and checksum, UDP
+header, the filter table, the payload's size) lies before its payload, so
+from then on each output beat goes out the cycle after the input beat that
+completes it.  Only what can show at the frame's end (``tuser``, which may
+come with any beat, and a frame shorter than its IP total length) is left,
+so the payload's final beat waits for the verdict the cycle after ``tlast``,
+which also bumps exactly one counter: the final beat leaves with ``tlast``
+and ``tdrop`` = the frame was dropped after all (its reason counted here).  A frame whose
+payload already started out is always closed that way, with a final beat of
+whatever is at hand if it was cut short; the next stage discards a packet
+ending in ``tdrop`` without a trace.  A frame found unwanted in its headers
+sends nothing.  The match is held from the frame's first payload beat, so a
+table write cannot cut a frame in flight short.
 
-Input ``tready`` falls only when the buffer is full and this beat or a pending
-tail has to be written; nothing else stalls the input.  With the output free,
-the first output beat is valid :data:`LATENCY_CYCLES` after the input beat
-holding the frame's last byte.
+There is no payload buffer: the output register is the only storage, and
+input ``tready`` falls only while an output beat is waiting to leave
+(``m_axis`` held off) and this beat would form another, or while the
+verdict's final beat waits for it.  With the output free, the payload's last
+beat is valid :data:`LATENCY_CYCLES` after the input beat holding the
+frame's last byte.
 """
 from __future__ import annotations
 
-from myhdl import (ConcatSignal, Signal, always, always_comb, always_seq, block, concat,
-                   downrange, intbv, modbv)
+from myhdl import ConcatSignal, Signal, always_comb, always_seq, block, concat, downrange, intbv
 
 from host.pcap.frames import ETHERTYPE_IPV4, IPPROTO_UDP, TPID_8021AD, TPID_8021Q, TPID_QINQ_LEGACY
 from rtl.common.axil import AxiLite
@@ -46,9 +54,12 @@ REASON_BITS = max(len(DROP_REASONS).bit_length(), 1)
 # Header words lie before word 44 (IP at word 11 at most, 15-word IHL, UDP
 # header), i.e. in the first 11 beats; comparisons there use 4 bits of beat.
 HEADER_BEATS = 12
-# Accepted input beat holding the last byte -> first valid output beat,
-# when the output is free: verdict and commit, buffer read, output register.
-LATENCY_CYCLES = 3
+# Accepted input beat holding the frame's last byte -> the payload's last beat
+# (``tlast``, with the verdict in ``tdrop``) valid, when the output is free:
+# the verdict, then the output register.
+LATENCY_CYCLES = 2
+# An input beat that completes an earlier output beat -> that beat valid.
+CUT_THROUGH_CYCLES = 1
 
 # Verdict codes as plain names: the converter cannot look up a dict.
 R_PASSED = REASON_CODE["passed"]
@@ -105,19 +116,29 @@ def _frame_counter(clk, rst, end_fire, count):
     return counting
 
 
+class PayloadStream(AxiStream):
+    """The filter's output stream: an AXI-Stream with ``tdest`` (the matching
+    filter entry) and ``tdrop``, valid with ``tlast``: the frame whose payload
+    this was turned out bad at its end (frame error, truncation) and was
+    dropped and counted by the filter; whoever takes the stream discards the
+    packet.  ``tuser`` stays 0: a frame error never passes the filter."""
+
+    def __init__(self, dest_width: int = DEST_WIDTH):
+        super().__init__(dest_width)
+        self.tdrop = Signal(bool(0))
+
+
 @block
-def frame_filter(clk, rst, s_axis: AxiStream, m_axis: AxiStream, s_axil: AxiLite,
-                 fifo_beats: int = PAYLOAD_FIFO_BEATS):
+def frame_filter(clk, rst, s_axis: AxiStream, m_axis: PayloadStream, s_axil: AxiLite,
+                 max_payload_beats: int = PAYLOAD_FIFO_BEATS):
     """The block's top level: ``s_axis`` frames in, ``m_axis`` payloads out
-    (``tdest`` = matching filter entry), registers on ``s_axil``."""
-    if fifo_beats & (fifo_beats - 1) or fifo_beats < 2:
-        raise ValueError("fifo_beats must be a power of two")
-    ptr_bits = (fifo_beats - 1).bit_length()
-    max_payload = fifo_beats * DATA_BYTES
-    word_bits = DATA_WIDTH + 3 + 1 + DEST_WIDTH
+    (``tdest`` = matching filter entry, ``tdrop`` on the last beat = dropped
+    at the frame's end), registers on ``s_axil``.  ``max_payload_beats``:
+    longer payloads are ``oversize`` (the sequencer's packet limit)."""
+    max_payload = max_payload_beats * DATA_BYTES
     ports = RegisterPorts(FRAME_FILTER)
     registers = regfile(clk, rst, s_axil, ports, FRAME_FILTER,
-                        {"payload_fifo_beats": fifo_beats})
+                        {"payload_fifo_beats": max_payload_beats})
 
     # ---- the beat on the input, as big-endian words -------------------
     tdata = s_axis.tdata
@@ -165,7 +186,9 @@ def frame_filter(clk, rst, s_axis: AxiStream, m_axis: AxiStream, s_axil: AxiLite
     dst_port = Signal(intbv(0)[16:])
     udp_length = Signal(intbv(0)[16:])
     checksum = Signal(intbv(0)[24:])
-    may_write = Signal(bool(0))   # header allows buffering the payload
+    may_write = Signal(bool(0))   # the IP and UDP headers let the payload through
+    header_clean = Signal(bool(0))
+    header_ok = Signal(bool(0))   # header_clean as of the previous beat
     remaining = Signal(intbv(0)[16:])
     prev = Signal(intbv(0)[DATA_WIDTH:])
 
@@ -237,25 +260,25 @@ def frame_filter(clk, rst, s_axis: AxiStream, m_axis: AxiStream, s_axil: AxiLite
             frame_hit.next = matched
             frame_index.next = match_index
 
-    # ---- payload buffer --------------------------------------------------
-    buffer = [Signal(intbv(0)[word_bits:]) for _ in range(fifo_beats)]
-    wr_ptr = Signal(modbv(0)[ptr_bits + 1:])
-    wr_commit = Signal(modbv(0)[ptr_bits + 1:])
-    rd_ptr = Signal(modbv(0)[ptr_bits + 1:])
-    buffer_full = Signal(bool(0))
-    wr_addr = Signal(intbv(0)[ptr_bits:])
-    rd_addr = Signal(intbv(0)[ptr_bits:])
-    mem_we = Signal(bool(0))
-    mem_wdata = Signal(intbv(0)[word_bits:])
+    # ---- output register and the payload's final beat ------------------
+    o_valid = Signal(bool(0))
+    o_data = Signal(intbv(0)[DATA_WIDTH:])
+    o_m1 = Signal(intbv(0)[3:])       # bytes in the beat, minus one
+    o_last = Signal(bool(0))
+    o_drop = Signal(bool(0))
+    o_dest = Signal(intbv(0)[DEST_WIDTH:])
+    out_free = Signal(bool(0))
+    # The payload's final beat when it is formed before the frame's end (its
+    # last byte in the last beat's low lanes, or padding after it): it waits
+    # here for the verdict.
+    held_valid = Signal(bool(0))
+    held_data = Signal(intbv(0)[DATA_WIDTH:])
+    held_m1 = Signal(intbv(0)[3:])
+    opened = Signal(bool(0))          # a beat of this frame's payload went out
+    formed = Signal(intbv(0)[DATA_WIDTH:])
+    tail_data = Signal(intbv(0)[DATA_WIDTH:])
     chunk_m1 = Signal(intbv(0)[3:])   # bytes in this output beat, minus one
     chunk_last = Signal(bool(0))
-
-    @always_comb
-    def fullness():
-        buffer_full.next = wr_ptr[ptr_bits] != rd_ptr[ptr_bits] and \
-            wr_ptr[ptr_bits:] == rd_ptr[ptr_bits:]
-        wr_addr.next = wr_ptr[ptr_bits:]
-        rd_addr.next = rd_ptr[ptr_bits:]
 
     @always_comb
     def chunk():
@@ -265,29 +288,50 @@ def frame_filter(clk, rst, s_axis: AxiStream, m_axis: AxiStream, s_axil: AxiLite
         else:
             chunk_m1.next = remaining - 1
 
+    @always_comb
+    def forming():
+        if payload_off6:
+            formed.next = concat(tdata[48:0], prev[64:48])
+            tail_data.next = prev[64:48]
+        else:
+            formed.next = concat(tdata[16:0], prev[64:16])
+            tail_data.next = prev[64:16]
+
     # ---- frame end -------------------------------------------------------
     end_pending = Signal(bool(0))
     end_in_payload = Signal(bool(0))  # the last beat holds payload bytes
-    end_tail = Signal(bool(0))        # some of them are still to be written
     end_size = Signal(intbv(0)[SIZE_BITS:])
     end_fire = Signal(bool(0))
+    closing = Signal(bool(0))
     reason = Signal(intbv(0)[REASON_BITS:])
     beat_writes = Signal(bool(0))
     accept = Signal(bool(0))
 
     @always_comb
     def tail():
-        # Judged the cycle after tlast, when the UDP length (possibly in the
-        # last beat itself) and the last write are registered.
-        end_tail.next = end_pending and end_in_payload and may_write and frame_hit and \
-            remaining != 0
+        # Whether the frame gets a final beat: the payload began (a beat went
+        # out, the final one is held, or bytes of it are in the last beat).
+        # None of the verdict goes into it, which keeps the verdict off
+        # tready's path; a frame that began but is dropped still gets its
+        # final beat, marked.
+        closing.next = opened or held_valid or (end_in_payload and may_write and header_ok and
+                                                frame_hit and remaining != 0)
+
+    @always_comb
+    def room():
+        out_free.next = not o_valid or m_axis.tready
 
     @always_comb
     def handshake():
-        beat_writes.next = may_write and frame_hit and beat > payload_beat and remaining != 0
-        s_axis.tready.next = (not end_pending or not end_tail or not buffer_full) and \
-            not (may_write and frame_hit and beat > payload_beat and remaining != 0 and buffer_full)
-        end_fire.next = end_pending and (not end_tail or not buffer_full)
+        beat_writes.next = may_write and header_ok and frame_hit and beat > payload_beat and \
+            remaining != 0
+        end_fire.next = end_pending and (not closing or out_free)
+        # While the verdict waits for the output nothing comes in (the next
+        # frame's first beat comes with it); a beat that completes an output
+        # beat needs the register free; the final beat goes to the hold register.
+        s_axis.tready.next = not (end_pending and closing and not out_free) and \
+            not (may_write and header_ok and frame_hit and beat > payload_beat and
+                 not chunk_last and not out_free)
 
     @always_comb
     def accepted():
@@ -334,23 +378,29 @@ def frame_filter(clk, rst, s_axis: AxiStream, m_axis: AxiStream, s_axil: AxiLite
         else:
             reason.next = R_PASSED
 
+    @always_comb
+    def header_check():
+        # The checks of the verdict that the payload's first beat can rely
+        # on, apart from those made where the UDP length is captured.  By the
+        # payload's first output beat the header checksum is complete (the IP
+        # header ends at least five words before the payload begins), so the
+        # value registered at the beat before it is the frame's.
+        folded = (checksum & 0xFFFF) + (checksum >> 16)
+        header_clean.next = not too_many and ethertype == ETHERTYPE_IPV4 and \
+            total_length >= 4 * ihl and ((folded & 0xFFFF) + (folded >> 16)) == 0xFFFF and \
+            (flags_fragment & IP_FRAGMENT_BITS) == 0
+
     @always_seq(clk.posedge, reset=rst)
     def parse():
         if end_fire:
             end_pending.next = 0
-            if reason == R_PASSED:
-                # A tail written this cycle belongs to the frame.
-                if end_tail:
-                    wr_commit.next = wr_ptr + 1
-                    wr_ptr.next = wr_ptr + 1
-                else:
-                    wr_commit.next = wr_ptr
-            else:
-                wr_ptr.next = wr_commit
+            held_valid.next = 0
+            opened.next = 0
 
         if accept:
             prev.next = tdata
             b = beat[4:]
+            header_ok.next = header_clean and beat != 0
             if beat == 0:
                 frame_error.next = s_axis.tuser
                 tag0.next = 0
@@ -402,7 +452,8 @@ def frame_filter(clk, rst, s_axis: AxiStream, m_axis: AxiStream, s_axil: AxiLite
                         ulen = (words >> (16 * ((u + 2) & 3))) & 0xFFFF
                         udp_length.next = ulen
                         if version == 4 and ihl >= 5 and protocol == IPPROTO_UDP and \
-                                ulen > 8 and ulen - 8 <= max_payload:
+                                ulen > 8 and ulen - 8 <= max_payload and \
+                                total_length >= 4 * ihl + 8 and ulen <= total_length - 4 * ihl:
                             may_write.next = 1
                             remaining.next = ulen - 8
                 # The IP header is words a .. a + 2*ihl - 1; until IHL is
@@ -425,10 +476,13 @@ def frame_filter(clk, rst, s_axis: AxiStream, m_axis: AxiStream, s_axil: AxiLite
                 held_index.next = match_index
 
             if beat_writes:
-                wr_ptr.next = wr_ptr + 1
                 if remaining > 8:
+                    opened.next = 1
                     remaining.next = remaining - 8
                 else:
+                    held_valid.next = 1
+                    held_data.next = formed
+                    held_m1.next = chunk_m1
                     remaining.next = 0
 
             if s_axis.tlast:
@@ -439,57 +493,40 @@ def frame_filter(clk, rst, s_axis: AxiStream, m_axis: AxiStream, s_axil: AxiLite
             elif beat != (1 << BEAT_BITS) - 1:
                 beat.next = beat + 1
 
-    @always_comb
-    def buffer_input():
-        # A tail (the cycle after tlast) and a payload beat never coincide:
-        # the beat accepted in a tail's cycle is a new frame's first.
-        mem_we.next = (end_fire and end_tail) or (accept and beat_writes)
-        if end_pending and end_tail:
-            if payload_off6:
-                mem_wdata.next = concat(frame_index, chunk_last, chunk_m1, intbv(0)[48:],
-                                        prev[64:48])
-            else:
-                mem_wdata.next = concat(frame_index, chunk_last, chunk_m1, intbv(0)[16:],
-                                        prev[64:16])
-        elif payload_off6:
-            mem_wdata.next = concat(frame_index, chunk_last, chunk_m1, tdata[48:0], prev[64:48])
-        else:
-            mem_wdata.next = concat(frame_index, chunk_last, chunk_m1, tdata[16:0], prev[64:16])
-
-    @always(clk.posedge)
-    def buffer_write():
-        if mem_we:
-            buffer[wr_addr].next = mem_wdata
-
-    # ---- output: buffer read port feeds m_axis directly ----------------
-    rd_word = Signal(intbv(0)[word_bits:])
-    rd_valid = Signal(bool(0))
-    rd_enable = Signal(bool(0))
-
-    @always_comb
-    def read_request():
-        rd_enable.next = rd_ptr != wr_commit and (not rd_valid or m_axis.tready)
-
-    @always(clk.posedge)
-    def buffer_read():
-        if rd_enable:
-            rd_word.next = buffer[rd_addr]
-
     @always_seq(clk.posedge, reset=rst)
-    def read_pointer():
-        if rd_enable:
-            rd_ptr.next = rd_ptr + 1
-            rd_valid.next = 1
+    def output_register():
+        # The final beat (the cycle after tlast) and a payload beat never
+        # coincide: the beat accepted in a final beat's cycle is a new frame's first.
+        if end_fire and closing:
+            o_valid.next = 1
+            o_last.next = 1
+            o_drop.next = reason != R_PASSED
+            o_dest.next = frame_index
+            if held_valid:
+                o_data.next = held_data
+                o_m1.next = held_m1
+            else:
+                # The tail, or for a frame cut short whatever is at hand.
+                o_data.next = tail_data
+                o_m1.next = chunk_m1
+        elif accept and beat_writes and remaining > 8:
+            o_valid.next = 1
+            o_last.next = 0
+            o_drop.next = 0
+            o_dest.next = frame_index
+            o_data.next = formed
+            o_m1.next = 7
         elif m_axis.tready:
-            rd_valid.next = 0
+            o_valid.next = 0
 
     @always_comb
     def output():
-        m_axis.tvalid.next = rd_valid
-        m_axis.tdata.next = rd_word[DATA_WIDTH:]
-        m_axis.tkeep.next = ((1 << (rd_word[DATA_WIDTH + 3:DATA_WIDTH] + 1)) - 1) & 0xFF
-        m_axis.tlast.next = rd_word[DATA_WIDTH + 3]
-        m_axis.tdest.next = rd_word[word_bits:DATA_WIDTH + 4]
+        m_axis.tvalid.next = o_valid
+        m_axis.tdata.next = o_data
+        m_axis.tkeep.next = ((1 << (o_m1 + 1)) - 1) & 0xFF
+        m_axis.tlast.next = o_last
+        m_axis.tdrop.next = o_drop
+        m_axis.tdest.next = o_dest
         m_axis.tuser.next = 0
 
     # ---- counters and sticky drop bits -----------------------------------
@@ -503,6 +540,5 @@ def frame_filter(clk, rst, s_axis: AxiStream, m_axis: AxiStream, s_axil: AxiLite
             counters.append(_reason_counter(clk, rst, end_fire, reason, REASON_CODE[name], count, seen))
 
     return (registers, matchers, counters, split_words, word_lanes, tags, count_keep,
-            ip_position, payload_position, lowest_hit, frame_match, fullness, chunk, tail,
-            handshake, accepted, verdict, parse, buffer_input, buffer_write, read_request,
-            buffer_read, read_pointer, output)
+            ip_position, payload_position, lowest_hit, frame_match, chunk, forming, tail,
+            header_check, room, handshake, accepted, verdict, parse, output_register, output)

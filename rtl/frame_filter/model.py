@@ -16,9 +16,13 @@ past the IP total length (Ethernet padding, FCS) are ignored.
 
 How the hardware gets there matters to the model only where it shows: the
 header checksum is the end-around-carry sum of the header's 16-bit words
-compared with 0xFFFF, the payload buffer holds at most
-:data:`PAYLOAD_FIFO_BEATS` beats (a longer payload is ``oversize``), and the
-counters are 32 bits wide and wrap.
+compared with 0xFFFF, the largest payload passed is
+:data:`PAYLOAD_FIFO_BEATS` beats (the sequencer's packet limit; a longer
+payload is ``oversize``), and the counters are 32 bits wide and wrap.  The
+hardware cuts through: a payload leaves while its frame still comes in, and a
+frame that turns out bad at its end (a frame error, truncation) closes its
+payload with ``tdrop``, which the next stage discards.  Such a frame is a
+drop here like any other (no output, one reason counted).
 """
 from __future__ import annotations
 

@@ -9,28 +9,39 @@ are walked: a register holds the distance from the current beat to the next
 length prefix, and each beat runs up to three prefix steps (a block is at least
 three bytes) plus one straddling from the previous beat.  The cycle after
 ``tlast`` the verdict either commits the packet and pushes its descriptor
-(session, sequence number, count, first block's length, length in beats) or
-rolls the pointer back and counts the reason.  A new packet's first beat
+(session, sequence number, count, first block's length, length in beats, and
+the ten bytes from the first message on: the third beat's last two and the
+fourth beat) or rolls the pointer back and counts the reason.  A packet whose
+last beat carries ``tdrop`` (the frame filter, cutting through, dropped its
+frame at the end) is rolled back without a count.  A new packet's first beat
 written in that cycle goes to where the verdict leaves the pointer.
 ``tready`` falls only when the buffer or the descriptor FIFO is full.
 
 Order.  A well-formed packet takes a ticket as its descriptor is pushed; when
 both inputs push in the same cycle the favoured one takes the lower ticket and
 the favour alternates.  The arbiter serves the lower ticket of the two FIFO
-heads (tickets are 8 bits, compared modulo 256: at most 32 are in flight).
+heads (tickets are 8 bits, compared modulo 256: at most 2 * DESC_DEPTH = 128
+are in flight, so two heads' tickets are less than 128 apart).
 
 Arbiter.  IDLE takes a descriptor (a head from the input the extractor is
 still reading waits), compares its 64-bit sequence numbers with the state and
-registers the outcome, and reads the packet's third beat from its buffer
-(the first message block starts at byte 20; its length came with the
-descriptor, so the message starts at byte 22 of that beat); APPLY updates
-the stream and feed state, counters and event slots, and either releases the
-packet's buffer space at once (nothing passes) or hands it to the extractor.
-Events leave their slots one per cycle into the event FIFO before the next
-descriptor is taken.
+registers the outcome; APPLY updates the stream and feed state, counters and
+event slots.  A data packet taken while the extractor is free starts it in
+IDLE already, on the descriptor's start bytes, without waiting for the
+outcome: its first output beat is loaded but not shown.  APPLY then shows
+that beat if the packet passes with its first message, drops it if the
+message is a duplicate (the extractor goes on, cutting without output), or
+stops the extractor if nothing of the packet passes.  Otherwise APPLY
+releases the packet's buffer space at once (nothing passes) or hands the
+packet to the extractor, at once or, while it is busy with the other input,
+once it is free.  The outcome's 64-bit compares and the start thus run side
+by side and meet only in the output's valid.  Events leave their slots one
+per cycle into the event FIFO before the next descriptor is taken.
 
-Extractor.  Starts with the third beat's last two bytes in a 16-byte queue,
-reads the packet on from its fourth beat, one beat per cycle, and cuts it
+Extractor.  Starts with the descriptor's ten start bytes in a 16-byte queue
+(the first message block starts at byte 20, its length came with the
+descriptor, so the message starts at byte 22, six bytes into the third
+beat), reads the packet on from its fifth beat, one beat per cycle, and cuts it
 into messages: a length prefix, then up to eight bytes per cycle, realigned
 so each message starts in lane 0; when the next prefix is already in the queue
 behind a message's last bytes, it is taken in the same cycle.  Dropped leading
@@ -70,17 +81,27 @@ assert [name for name, _ in SIDEBAND_FIELDS] == ["seq", "msg_index", "feed", "st
 
 PTR_BITS = (BUFFER_BEATS - 1).bit_length()      # buffer address
 BEAT_BITS = MAX_PACKET_BEATS.bit_length()        # 0..MAX_PACKET_BEATS
-DESC_DEPTH = 16
+# Descriptors per input: 64 of the smallest data packets (a single Order
+# Delete, 6 beats) fill three quarters of the packet buffer, which is where
+# packets wait while the output is held off (the filter in front cuts through
+# and holds nothing); fewer descriptors would leave the buffer unused.
+DESC_DEPTH = 64
 TICKET_BITS = 8
+assert 2 * DESC_DEPTH <= 1 << (TICKET_BITS - 1)
 SESSION_BITS = 80
 DIST_BITS = 18
+# The packet's bytes from the first message on that the descriptor carries:
+# the rest of the beat after the first length prefix and the beat after it,
+# so the extractor can start on a packet before reading its buffer.
+START_BYTES = 2 * DATA_BYTES - (HEADER_SIZE + 2) % DATA_BYTES
 # Descriptor word, from bit 0: beats, first block's length, message_count,
-# sequence_number, session; the FIFO adds the ticket on top.
-DESC_BITS = BEAT_BITS + 16 + 16 + 64 + SESSION_BITS
+# sequence_number, session, start bytes; the FIFO adds the ticket on top.
+DESC_BITS = BEAT_BITS + 16 + 16 + 64 + SESSION_BITS + 8 * START_BYTES
 D_FIRST_LEN = BEAT_BITS
 D_COUNT = D_FIRST_LEN + 16
 D_SEQ = D_COUNT + 16
 D_SESSION = D_SEQ + 64
+D_START = D_SESSION + SESSION_BITS
 # Event FIFO word, from bit 0: b, a, feed, kind, lost before.
 EVENT_BITS = 64 + 64 + 1 + 4 + 1
 EV_KIND_LSB = 129
@@ -91,10 +112,10 @@ REC_SEQ = field_bits()["seq"][0]
 REC_EXPECTED = field_bits()["expected"][0]
 # Accepted input beat holding a single-message packet's last byte -> first
 # valid output beat, with the block idle and the output free: verdict
-# (descriptor pushed), head taken and judged (the packet's first message beat
-# read), APPLY (that beat into the queue, the next one read), the queue and
-# that beat make the first output beat, the output register.
-LATENCY_CYCLES = 5
+# (descriptor pushed), head taken and judged while the extractor starts on it
+# from the descriptor's start bytes (the first beat into the output
+# register), APPLY shows that beat if the packet passes.
+LATENCY_CYCLES = 3
 
 # Verdict codes: 0 passed, then MALFORMED in order.
 R_OK = 0
@@ -107,7 +128,10 @@ R_ZERO_LENGTH = 1 + MALFORMED.index("zero_length_block")
 R_COUNT_MISMATCH = 1 + MALFORMED.index("count_mismatch")
 R_TRAILING = 1 + MALFORMED.index("trailing_bytes")
 R_SEQ_RANGE = 1 + MALFORMED.index("sequence_out_of_range")
-REASON_BITS = len(MALFORMED).bit_length()
+# The frame filter dropped the packet's frame at its end (tdrop): not a
+# malformed packet, counted nowhere here.
+R_DISCARDED = len(MALFORMED) + 1
+REASON_BITS = R_DISCARDED.bit_length()
 MASK64 = (1 << 64) - 1
 
 EOS_COUNT = END_OF_SESSION_COUNT
@@ -118,9 +142,13 @@ A_IDLE, A_APPLY, A_LAUNCH = 0, 1, 2
 # Extractor states.
 X_LEN, X_MSG = 0, 1
 # The first message starts in beat FIRST_BEAT of a packet, FIRST_SKIP bytes in
-# (after the header and its length prefix, which the descriptor brought).
+# (after the header and its length prefix, which the descriptor brought); the
+# start bytes run to the end of the beat after it, so the extractor reads the
+# buffer from beat FETCH_BEAT on.
 FIRST_BEAT = (FIRST_PREFIX + 2) // DATA_BYTES
 FIRST_SKIP = FIRST_PREFIX + 2 - FIRST_BEAT * DATA_BYTES
+FETCH_BEAT = FIRST_BEAT + 2
+assert START_BYTES == 2 * DATA_BYTES - FIRST_SKIP
 
 
 @block
@@ -190,12 +218,14 @@ def _ingest(clk, rst, s_axis, rd_base, desc_level, wr_en, wr_addr, wr_data, desc
     seq = Signal(intbv(0)[64:])
     count = Signal(intbv(0)[16:])
     first_len = Signal(intbv(0)[16:])
+    start = Signal(intbv(0)[8 * START_BYTES:])
     dist = Signal(intbv(0)[DIST_BITS:])
     blocks = Signal(intbv(0)[16:])
     zero_found = Signal(bool(0))
     hi_pending = Signal(bool(0))
     hi_byte = Signal(intbv(0)[8:])
     end_pending = Signal(bool(0))
+    end_drop = Signal(bool(0))
     end_short = Signal(bool(0))
     end_keep = Signal(intbv(0)[4:])
     end_beats = Signal(intbv(0)[BEAT_BITS:])
@@ -226,7 +256,9 @@ def _ingest(clk, rst, s_axis, rd_base, desc_level, wr_en, wr_addr, wr_data, desc
         if not zero_found and dist > end_keep:
             # The last block counted runs past the end.
             clean[:] = blocks - 1
-        if frame_error:
+        if end_drop:
+            reason.next = R_DISCARDED
+        elif frame_error:
             reason.next = R_FRAME_ERROR
         elif too_long:
             reason.next = R_OVERSIZE
@@ -253,7 +285,7 @@ def _ingest(clk, rst, s_axis, rd_base, desc_level, wr_en, wr_addr, wr_data, desc
     def outcome():
         end_fire.next = end_pending
         desc_push.next = end_pending and reason == R_OK
-        desc_word.next = concat(session, seq, count, first_len, end_beats)
+        desc_word.next = concat(start, session, seq, count, first_len, end_beats)
 
     @always_comb
     def write_port():
@@ -318,6 +350,9 @@ def _ingest(clk, rst, s_axis, rd_base, desc_level, wr_en, wr_addr, wr_data, desc
                 seq.next[16:0] = concat(tdata[8:0], tdata[16:8])
                 count.next = concat(tdata[24:16], tdata[32:24])
                 first_len.next = concat(tdata[40:32], tdata[48:40])
+                start.next[16:0] = tdata[64:48]
+            if beat == FIRST_BEAT + 1:
+                start.next[8 * START_BYTES:16] = tdata
 
             # The block walk: prefixes read only from bytes of the packet.
             lim[:] = DATA_BYTES
@@ -354,6 +389,7 @@ def _ingest(clk, rst, s_axis, rd_base, desc_level, wr_en, wr_addr, wr_data, desc
 
             if s_axis.tlast:
                 beat.next = 0
+                end_drop.next = s_axis.tdrop
                 end_short.next = beat < 2 or (beat == 2 and keep_bytes < FIRST_PREFIX - 16)
                 end_keep.next = keep_bytes
                 end_beats.next = beat + 1
@@ -473,7 +509,7 @@ def _side_signals() -> dict:
     """The signals between one input's ingest, buffer, FIFO and the arbiter."""
     return {
         "rd_base": Signal(modbv(0)[PTR_BITS + 1:]),
-        "desc_level": Signal(intbv(0)[6:]),
+        "desc_level": Signal(intbv(0)[DESC_DEPTH.bit_length():]),
         "wr_en": Signal(bool(0)), "wr_addr": Signal(intbv(0)[PTR_BITS:]),
         "wr_data": Signal(intbv(0)[DATA_WIDTH:]),
         "desc_push": Signal(bool(0)), "desc_word": Signal(intbv(0)[DESC_BITS:]),
@@ -558,11 +594,13 @@ def mold_seq(clk, rst, s_axis_a: AxiStream, s_axis_b: AxiStream, m_axis: ItchStr
     cur_count = Signal(intbv(0)[16:])
     cur_beats = Signal(intbv(0)[BEAT_BITS:])
     cur_first_len = Signal(intbv(0)[16:])
+    cur_start = Signal(intbv(0)[8 * START_BYTES:])
     h_beats = Signal(intbv(0)[BEAT_BITS:])
     h_first_len = Signal(intbv(0)[16:])
     h_count = Signal(intbv(0)[16:])
     h_seq = Signal(intbv(0)[64:])
     h_session = Signal(intbv(0)[SESSION_BITS:])
+    h_start = Signal(intbv(0)[8 * START_BYTES:])
 
     d_data = Signal(bool(0))
     d_heartbeat = Signal(bool(0))
@@ -575,6 +613,7 @@ def mold_seq(clk, rst, s_axis_a: AxiStream, s_axis_b: AxiStream, m_axis: ItchStr
     d_dropped = Signal(intbv(0)[16:])
     d_reach = Signal(intbv(0)[64:])
     d_hi = Signal(intbv(0)[64:])
+    d_lead = Signal(bool(0))      # the packet passes with its first message
 
     session_valid = Signal(bool(0))
     latched_session = Signal(intbv(0)[SESSION_BITS:])
@@ -662,6 +701,37 @@ def mold_seq(clk, rst, s_axis_a: AxiStream, s_axis_b: AxiStream, m_axis: ItchStr
     held_stale = Signal(bool(0))
     x_release = Signal(bool(0))
     a_release = Signal(bool(0))
+    # A start on the head being taken, before it is judged (IDLE), or on the
+    # judged packet (APPLY, LAUNCH); x_spec marks the APPLY after the former.
+    spec_start = Signal(bool(0))
+    x_spec = Signal(bool(0))
+    x_fresh = Signal(bool(0))
+    x_abort = Signal(bool(0))
+    s_port = Signal(bool(0))
+    s_beats = Signal(intbv(0)[BEAT_BITS:])
+    s_count = Signal(intbv(0)[16:])
+    s_seq = Signal(intbv(0)[64:])
+    s_first_len = Signal(intbv(0)[16:])
+    s_bytes = Signal(intbv(0)[8 * START_BYTES:])
+    s_drop = Signal(intbv(0)[16:])
+    s_stale = Signal(bool(0))
+    s_addr = Signal(intbv(0)[PTR_BITS:])
+    # The extractor's state as this cycle's decisions see it: its registers,
+    # or the packet it starts on.
+    e_busy = Signal(bool(0))
+    e_port = Signal(bool(0))
+    e_state = Signal(intbv(X_LEN, min=0, max=2))
+    e_rem = Signal(intbv(0)[16:])
+    e_index = Signal(intbv(0)[16:])
+    e_count = Signal(intbv(0)[16:])
+    e_drop = Signal(intbv(0)[16:])
+    e_seq = Signal(intbv(0)[64:])
+    e_stale = Signal(bool(0))
+    e_queue = Signal(intbv(0)[2 * DATA_WIDTH:])
+    e_queued = Signal(intbv(0, min=0, max=2 * DATA_BYTES + 1))
+    e_stage_valid = Signal(bool(0))
+    e_left = Signal(intbv(0)[BEAT_BITS:])
+    e_addr = Signal(intbv(0)[PTR_BITS:])
 
     go = Signal(bool(0))
     consume = Signal(intbv(0, min=0, max=DATA_BYTES + 1))
@@ -671,9 +741,10 @@ def mold_seq(clk, rst, s_axis_a: AxiStream, s_axis_b: AxiStream, m_axis: ItchStr
     append = Signal(bool(0))
     fetch = Signal(bool(0))
     fetch_addr = Signal(intbv(0)[PTR_BITS:])
-    prefetch_addr = Signal(intbv(0)[PTR_BITS:])
-    start_beat = Signal(intbv(0)[DATA_WIDTH:])
     o_valid = Signal(bool(0))
+    o_spec = Signal(bool(0))      # loaded by a start before its packet was judged
+    o_shown = Signal(bool(0))
+    out_free = Signal(bool(0))
     o_data = Signal(intbv(0)[DATA_WIDTH:])
     o_keep = Signal(intbv(0)[DATA_BYTES:])
     o_last = Signal(bool(0))
@@ -703,17 +774,6 @@ def mold_seq(clk, rst, s_axis_a: AxiStream, s_axis_b: AxiStream, m_axis: ItchStr
         can_take.next = ready and not (x_busy and x_port == b_first)
         pop_a.next = ready and not (x_busy and x_port == b_first) and not b_first
         pop_b.next = ready and not (x_busy and x_port == b_first) and b_first
-        # The packet's first beat the extractor needs, read while the packet
-        # is judged; its buffer's base may be moving on by the packet just
-        # extracted from the same input.
-        base = modbv(0)[PTR_BITS + 1:]
-        if b_first:
-            base[:] = rd_base_b
-        else:
-            base[:] = rd_base_a
-        if x_release and x_port == b_first:
-            base[:] = base + x_beats
-        prefetch_addr.next = (base[PTR_BITS:] + FIRST_BEAT) % BUFFER_BEATS
 
     @always_comb
     def head_fields():
@@ -726,16 +786,62 @@ def mold_seq(clk, rst, s_axis_a: AxiStream, s_axis_b: AxiStream, m_axis: ItchStr
         h_first_len.next = word[D_COUNT:D_FIRST_LEN]
         h_count.next = word[D_SEQ:D_COUNT]
         h_seq.next = word[D_SESSION:D_SEQ]
-        h_session.next = word[DESC_BITS:D_SESSION]
+        h_session.next = word[D_START:D_SESSION]
+        h_start.next = word[DESC_BITS:D_START]
 
     @always_comb
     def launch():
         passing = state == A_APPLY and d_session_ok and d_data and d_dropped != cur_count
-        x_start.next = (passing or state == A_LAUNCH) and not x_busy
+        # A data packet taken while the extractor is free starts at once; it
+        # is judged meanwhile, and APPLY lets it run (and shows its first
+        # beat) or stops it.  Otherwise the judged packet starts in APPLY or,
+        # the extractor busy with the other input, in LAUNCH.
+        spec = can_take and not x_busy and h_count != 0 and h_count != EOS_COUNT
+        spec_start.next = spec
+        x_start.next = spec or (((passing and not x_spec) or state == A_LAUNCH) and not x_busy)
+        x_fresh.next = state == A_APPLY and x_spec
+        x_abort.next = state == A_APPLY and x_spec and not passing
         start_stale.next = held_stale
         if state == A_APPLY:
             start_stale.next = ports.stream_stale or d_gap
-        a_release.next = state == A_APPLY and not passing
+        # A packet the extractor started on gives its space back itself.
+        a_release.next = state == A_APPLY and not passing and not x_spec
+
+    @always_comb
+    def start_source():
+        base = modbv(0)[PTR_BITS + 1:]
+        if spec_start:
+            s_port.next = pick_b
+            s_beats.next = h_beats
+            s_count.next = h_count
+            s_seq.next = h_seq
+            s_first_len.next = h_first_len
+            s_bytes.next = h_start
+            s_drop.next = 0
+            s_stale.next = 0
+            if pick_b:
+                base[:] = rd_base_b
+            else:
+                base[:] = rd_base_a
+            # The buffer's base may be moving on by the packet just extracted
+            # from the same input.
+            if x_release and x_port == pick_b:
+                base[:] = base + x_beats
+        else:
+            s_port.next = cur_port
+            s_beats.next = cur_beats
+            s_count.next = cur_count
+            s_seq.next = cur_seq
+            s_first_len.next = cur_first_len
+            s_bytes.next = cur_start
+            s_drop.next = d_dropped
+            s_stale.next = start_stale
+            # A judged packet's input is not the one the extractor just left.
+            if cur_port:
+                base[:] = rd_base_b
+            else:
+                base[:] = rd_base_a
+        s_addr.next = (base[PTR_BITS:] + FETCH_BEAT) % BUFFER_BEATS
 
     @always_comb
     def event_out():
@@ -787,6 +893,7 @@ def mold_seq(clk, rst, s_axis_a: AxiStream, s_axis_b: AxiStream, m_axis: ItchStr
                 cur_count.next = h_count
                 cur_seq.next = h_seq
                 cur_session.next = h_session
+                cur_start.next = h_start
                 heartbeat = h_count == 0
                 ending = h_count == EOS_COUNT
                 d_heartbeat.next = heartbeat
@@ -816,6 +923,12 @@ def mold_seq(clk, rst, s_axis_a: AxiStream, s_axis_b: AxiStream, m_axis: ItchStr
                 else:
                     d_expect.next = reach
                 d_gap.next = started and h_seq > next_seq
+                # The packet passes with its first message: what a beat loaded
+                # by a start before this judgement needs to show.
+                d_lead.next = not heartbeat and not ending and \
+                    not (started and next_seq > h_seq) and \
+                    (h_session == active_session or
+                     not (ports.session_from_register or session_valid))
                 # Copies below next_seq are dropped: [h_seq, d_hi).
                 if started and next_seq > h_seq:
                     if next_seq < h_seq + h_count:
@@ -889,7 +1002,7 @@ def mold_seq(clk, rst, s_axis_a: AxiStream, s_axis_b: AxiStream, m_axis: ItchStr
                         ports.count_passed.next = \
                             (ports.count_passed + cur_count - d_dropped) & 0xFFFFFFFF
                         held_stale.next = ports.stream_stale or d_gap
-                        if x_busy:
+                        if x_busy and not x_spec:
                             state.next = A_LAUNCH
                 else:
                     if d_gap:
@@ -1012,35 +1125,84 @@ def mold_seq(clk, rst, s_axis_a: AxiStream, s_axis_b: AxiStream, m_axis: ItchStr
             stage.next = rdata_b
         else:
             stage.next = rdata_a
-        # The first beat, read while the packet was taken (see choose).
-        if cur_port:
-            start_beat.next = rdata_b
+
+    @always_comb
+    def effective():
+        if x_start:
+            e_busy.next = 1
+            e_port.next = s_port
+            e_state.next = X_MSG
+            e_rem.next = s_first_len
+            e_index.next = 0
+            e_count.next = s_count
+            e_drop.next = s_drop
+            e_seq.next = s_seq
+            e_stale.next = s_stale
+            e_queue.next = s_bytes
+            # Past the packet's end the start bytes are not its own.
+            if s_beats > FIRST_BEAT + 1:
+                e_queued.next = START_BYTES
+            else:
+                e_queued.next = DATA_BYTES - FIRST_SKIP
+            e_stage_valid.next = 0
+            if s_beats > FETCH_BEAT:
+                e_left.next = s_beats - FETCH_BEAT
+            else:
+                e_left.next = 0
+            e_addr.next = s_addr
         else:
-            start_beat.next = rdata_a
+            e_busy.next = x_busy and not x_abort
+            e_port.next = x_port
+            e_state.next = x_state
+            e_rem.next = x_rem
+            e_index.next = x_index
+            e_count.next = x_count
+            # In the APPLY after a start on the unjudged head, the judgement
+            # is in now.
+            if x_fresh:
+                e_drop.next = d_dropped
+                e_stale.next = start_stale
+            else:
+                e_drop.next = x_drop
+                e_stale.next = x_stale
+            e_seq.next = x_seq
+            e_queue.next = queue
+            e_queued.next = queued
+            e_stage_valid.next = stage_valid
+            e_left.next = x_left
+            e_addr.next = x_addr
+
+    @always_comb
+    def output_room():
+        # A beat a start on the unjudged head loaded shows once APPLY says its
+        # packet passes with that message; until then, or if not, it is not
+        # there for the sink and may be replaced.
+        shown = o_valid and (not o_spec or d_lead)
+        o_shown.next = shown
+        out_free.next = not shown or m_axis.tready
 
     @always_comb
     def plan():
-        out_free = not o_valid or m_axis.tready
         rem8 = intbv(0)[4:]
         rem8[:] = DATA_BYTES
-        if x_rem < DATA_BYTES:
-            rem8[:] = x_rem
+        if e_rem < DATA_BYTES:
+            rem8[:] = e_rem
         take.next = rem8
-        emitting = x_index >= x_drop
-        emit.next = x_busy and x_state == X_MSG and emitting
+        emitting = e_index >= e_drop
+        emit.next = e_busy and e_state == X_MSG and emitting
         # The staged beat joins the queue first when there is room; this
         # cycle's decisions see the queue with it.
-        joining = stage_valid and queued <= DATA_BYTES
+        joining = e_stage_valid and e_queued <= DATA_BYTES
         have = intbv(0)[5:]
-        have[:] = queued
+        have[:] = e_queued
         if joining:
-            have[:] = queued + DATA_BYTES
+            have[:] = e_queued + DATA_BYTES
         n = intbv(0)[4:]
         n[:] = 0
         ok = False
         joined = False
-        if x_busy:
-            if x_state == X_LEN:
+        if e_busy:
+            if e_state == X_LEN:
                 if have >= 2:
                     ok = True
                     n[:] = 2
@@ -1048,8 +1210,8 @@ def mold_seq(clk, rst, s_axis_a: AxiStream, s_axis_b: AxiStream, m_axis: ItchStr
                 if have >= rem8 and (out_free or not emitting):
                     ok = True
                     n[:] = rem8
-                    if x_rem <= DATA_BYTES - 2 and x_index + 1 < x_count and \
-                            have >= x_rem + 2:
+                    if e_rem <= DATA_BYTES - 2 and e_index + 1 < e_count and \
+                            have >= e_rem + 2:
                         joined = True
                         n[:] = rem8 + 2
         go.next = ok
@@ -1057,111 +1219,106 @@ def mold_seq(clk, rst, s_axis_a: AxiStream, s_axis_b: AxiStream, m_axis: ItchStr
         consume.next = n
         avail.next = have
         append.next = joining
-        more = x_busy and x_left != 0 and (not stage_valid or joining)
-        # The first beat is in already; a start fetches the one after it.
-        fetch.next = (x_start and cur_beats > FIRST_BEAT + 1) or more
-        if x_start:
-            if cur_port:
-                fetch_addr.next = (rd_base_b[PTR_BITS:] + FIRST_BEAT + 1) % BUFFER_BEATS
-            else:
-                fetch_addr.next = (rd_base_a[PTR_BITS:] + FIRST_BEAT + 1) % BUFFER_BEATS
-        else:
-            fetch_addr.next = x_addr
+        fetch.next = e_busy and e_left != 0 and (not e_stage_valid or joining)
+        fetch_addr.next = e_addr
 
     @always_comb
     def queue_view():
-        if stage_valid and queued <= DATA_BYTES:
-            combined.next = queue | (stage << (8 * queued))
+        if e_stage_valid and e_queued <= DATA_BYTES:
+            combined.next = e_queue | (stage << (8 * e_queued))
         else:
-            combined.next = queue
+            combined.next = e_queue
 
     @always_comb
     def ram_reads():
-        # A packet being taken is on an input the extractor is not reading.
-        prefetch_a = can_take and not pick_b
-        prefetch_b = can_take and pick_b
-        re_a.next = prefetch_a or \
-            (fetch and ((x_start and not cur_port) or (not x_start and not x_port)))
-        re_b.next = prefetch_b or (fetch and ((x_start and cur_port) or (not x_start and x_port)))
+        re_a.next = fetch and not e_port
+        re_b.next = fetch and e_port
         raddr_a.next = fetch_addr
-        if prefetch_a:
-            raddr_a.next = prefetch_addr
         raddr_b.next = fetch_addr
-        if prefetch_b:
-            raddr_b.next = prefetch_addr
 
     @always_seq(clk.posedge, reset=rst)
     def extractor():
         x_release.next = 0
+        x_spec.next = spec_start
         if x_start:
+            x_beats.next = s_beats
+        if x_abort:
+            # The packet started on does not pass: drop what was cut of it.
+            x_busy.next = 0
+            if x_busy:
+                x_release.next = 1
+            stage_valid.next = 0
+            queue.next = 0
+            queued.next = 0
+        elif e_busy:
             x_busy.next = 1
-            x_port.next = cur_port
-            x_addr.next = fetch_addr + 1
-            if cur_beats > FIRST_BEAT + 1:
-                x_left.next = cur_beats - FIRST_BEAT - 2
-                stage_valid.next = 1
-            else:
-                x_left.next = 0
-                stage_valid.next = 0
-            x_beats.next = cur_beats
-            x_count.next = cur_count
-            x_drop.next = d_dropped
-            x_index.next = 0
-            x_seq.next = cur_seq
-            x_stale.next = start_stale
-            x_state.next = X_MSG
-            x_rem.next = cur_first_len
-            queue.next = start_beat >> (8 * FIRST_SKIP)
-            queued.next = DATA_BYTES - FIRST_SKIP
-        elif x_busy:
+            x_port.next = e_port
+            x_count.next = e_count
+            x_drop.next = e_drop
+            x_seq.next = e_seq
+            x_stale.next = e_stale
+            x_state.next = e_state
+            x_rem.next = e_rem
+            x_index.next = e_index
             if fetch:
-                x_addr.next = x_addr + 1
-                x_left.next = x_left - 1
-            stage_valid.next = fetch or (stage_valid and not append)
+                x_addr.next = e_addr + 1
+                x_left.next = e_left - 1
+            else:
+                x_addr.next = e_addr
+                x_left.next = e_left
+            stage_valid.next = fetch or (e_stage_valid and not append)
             queue.next = combined >> (8 * consume)
             queued.next = avail - consume
             if go:
-                if x_state == X_LEN:
+                if e_state == X_LEN:
                     x_rem.next = concat(combined[8:0], combined[16:8])
                     x_state.next = X_MSG
-                elif x_rem > DATA_BYTES:
-                    x_rem.next = x_rem - DATA_BYTES
+                elif e_rem > DATA_BYTES:
+                    x_rem.next = e_rem - DATA_BYTES
                 elif merge:
                     after = intbv(0)[16:]
-                    after[:] = (combined >> (8 * x_rem)) & 0xFFFF
+                    after[:] = (combined >> (8 * e_rem)) & 0xFFFF
                     x_rem.next = concat(after[8:0], after[16:8])
-                    x_index.next = x_index + 1
-                elif x_index + 1 == x_count:
+                    x_index.next = e_index + 1
+                elif e_index + 1 == e_count:
                     x_busy.next = 0
                     x_release.next = 1
                     stage_valid.next = 0
                     queue.next = 0
                     queued.next = 0
                 else:
-                    x_index.next = x_index + 1
+                    x_index.next = e_index + 1
                     x_state.next = X_LEN
 
     @always_seq(clk.posedge, reset=rst)
     def output_register():
+        o_spec.next = 0
         if go and emit:
             o_valid.next = 1
+            o_spec.next = spec_start
             o_data.next = combined[DATA_WIDTH:]
             o_keep.next = (1 << take) - 1
-            o_last.next = x_rem <= DATA_BYTES
-            o_seq.next = x_seq + x_index
-            o_index.next = x_index
-            o_feed.next = x_port
-            o_stale.next = x_stale
-        elif m_axis.tready:
+            o_last.next = e_rem <= DATA_BYTES
+            o_seq.next = e_seq + e_index
+            o_index.next = e_index
+            o_feed.next = e_port
+            o_stale.next = e_stale
+        elif out_free:
             o_valid.next = 0
+        elif o_spec:
+            # Shown in APPLY and still waiting: its stale bit is known now.
+            o_stale.next = start_stale
 
     @always_comb
-    def output():
-        m_axis.tvalid.next = o_valid
+    def drive_output():
+        m_axis.tvalid.next = o_shown
         m_axis.tdata.next = o_data
         m_axis.tkeep.next = o_keep
         m_axis.tlast.next = o_last
-        m_axis.tuser.next = concat(o_stale, o_feed, o_index, o_seq)
+        if o_spec:
+            m_axis.tuser.next = concat(start_stale, o_feed, o_index, o_seq)
+        else:
+            m_axis.tuser.next = concat(o_stale, o_feed, o_index, o_seq)
 
     # ---- registers ------------------------------------------------------------
     @always_comb
@@ -1181,7 +1338,9 @@ def mold_seq(clk, rst, s_axis_a: AxiStream, s_axis_b: AxiStream, m_axis: ItchStr
         ports.missing_hi.next = missing[64:32]
 
     return (registers, parts, tickets, push_words, ticketing, slots, overlaps,
-            adders, sessions, choose, head_fields, launch, event_out, gap_control, arbiter,
+            adders, sessions, choose, head_fields, launch, start_source, event_out, gap_control,
+            arbiter,
             feed_flags, counters_a, counters_b, free_space, event_fifo, event_accept, event_face,
             event_record, event_stream, event_acknowledge,
-            stage_mux, plan, queue_view, ram_reads, extractor, output_register, output, status)
+            stage_mux, effective, output_room, plan, queue_view, ram_reads, extractor,
+            output_register, drive_output, status)

@@ -27,6 +27,16 @@ The hardware walks the message blocks as the bytes arrive, without knowing
 ``message_count`` in advance of the blocks it counts; :func:`walk_blocks` is that
 walk and :func:`walk_reason` turns where it stopped into the host's reason.
 
+Dropped upstream
+----------------
+The frame filter cuts through: a frame's payload reaches the sequencer while
+the frame is still arriving, and a frame found bad only at its end (frame
+error, truncation) closes its payload with ``tdrop`` on the last beat.  The
+filter has dropped and counted that frame; here the packet is discarded
+without a trace: no counter, no ticket, no state, no message (``dropped``
+in :class:`Arrival` and :meth:`MoldSeqModel.process`).  To everything else
+it is as if the packet had never come.
+
 Session
 -------
 The block follows one session: the one set over AXI-Lite when
@@ -239,12 +249,13 @@ def message_spans(data: bytes) -> list[tuple[int, int]]:
 
 class Arrival(NamedTuple):
     """An input packet as the arbiter sees it: which feed, and the cycle its
-    last beat was accepted."""
+    last beat was accepted; ``dropped``: its last beat carried ``tdrop``."""
 
     feed: int
     cycle: int
     data: bytes
     error: bool = False
+    dropped: bool = False
 
 
 def arbitration_order(arrivals: Sequence[Arrival]) -> list[int]:
@@ -255,7 +266,7 @@ def arbitration_order(arrivals: Sequence[Arrival]) -> list[int]:
     order.  When both inputs take one in the same cycle, the favoured input
     goes first and the favour passes to the other (it starts with A).
     Malformed packets take no ticket (they are only counted); they are placed
-    by their cycle.
+    by their cycle, and so are packets dropped upstream (they take none either).
     """
     favour = 0
     by_cycle: dict[int, list[int]] = {}
@@ -267,7 +278,8 @@ def arbitration_order(arrivals: Sequence[Arrival]) -> list[int]:
         feeds = [arrivals[i].feed for i in group]
         if len(set(feeds)) != len(feeds):
             raise ValueError(f"two packets of one feed complete in cycle {cycle}")
-        ticketed = [i for i in group if check_packet(arrivals[i].data, arrivals[i].error) is None]
+        ticketed = [i for i in group if not arrivals[i].dropped
+                    and check_packet(arrivals[i].data, arrivals[i].error) is None]
         if len(ticketed) == 2:
             ticketed.sort(key=lambda i: arrivals[i].feed != favour)
             favour ^= 1
@@ -342,11 +354,16 @@ class MoldSeqModel:
     def run_arrivals(self, arrivals: Sequence[Arrival]) -> list[SeqMessage]:
         out = []
         for i in arbitration_order(arrivals):
-            out += self.process(arrivals[i].feed, arrivals[i].data, arrivals[i].error)
+            arrival = arrivals[i]
+            out += self.process(arrival.feed, arrival.data, arrival.error, arrival.dropped)
         return out
 
-    def process(self, feed: int, data: bytes, error: bool = False) -> list[SeqMessage]:
-        """One packet of input ``feed`` (0 = A, 1 = B), in arbitration order."""
+    def process(self, feed: int, data: bytes, error: bool = False,
+                dropped: bool = False) -> list[SeqMessage]:
+        """One packet of input ``feed`` (0 = A, 1 = B), in arbitration order;
+        one ``dropped`` upstream leaves no trace."""
+        if dropped:
+            return []
         data = bytes(data)
         counts = self.counters[FEEDS[feed]]
         reason = check_packet(data, error)

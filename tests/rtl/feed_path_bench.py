@@ -7,7 +7,9 @@ sources, the record sink and the feed event sink as asked, and writes to
 ``$ZYNQMM_RUN_DIR/observed.json``: the records, the feed event records, the
 registers read at the end, the cycle of every input frame's last beat per
 feed, the cycle every payload's last beat reached the sequencer per feed
-(its arbitration order), and the cycle of every record's first beat.  With
+(its arbitration order; a payload closed by ``tdrop``, whose frame the
+filter dropped at its end, is the filter's drop and not an arrival), and the
+cycle of every record's first beat.  With
 ``serial`` the frames go one at a time, in order, each once the path has
 been quiet, so every record follows the frame that caused it; the feed event
 sink can then be held (``tready`` low) until a given frame has gone in, so
@@ -71,7 +73,8 @@ class Bench:
 
     async def _watch(self):
         dut = self.dut
-        payloads = [tuple(getattr(dut, f"{bus}_{s}") for s in ("tvalid", "tready", "tlast"))
+        payloads = [tuple(getattr(dut, f"{bus}_{s}") for s in ("tvalid", "tready", "tlast",
+                                                               "tdrop"))
                     for bus in PAYLOAD_BUSES]
         while True:
             await RisingEdge(dut.clk)
@@ -85,10 +88,10 @@ class Bench:
                 if int(self.inputs[feed].valid.value):
                     self.last_activity = self.cycle
                 self.inputs[feed].sample(self.cycle)
-                valid, ready, last = payloads[feed]
+                valid, ready, last, drop = payloads[feed]
                 if int(valid.value):
                     self.last_activity = self.cycle
-                    if int(ready.value) and int(last.value):
+                    if int(ready.value) and int(last.value) and not int(drop.value):
                         self.arrivals[feed].append(self.cycle)
             if self.output.sample(self.cycle):
                 self.last_activity = self.cycle

@@ -3,10 +3,11 @@
 Runs inside the simulator.  ``stream_stimulus`` programs the filter table
 over AXI-Lite, streams the frames of ``$ZYNQMM_STIMULUS`` through the block
 with cocotbext-axi (pausing source and sink as the stimulus asks), and writes
-what came out to ``$ZYNQMM_RUN_DIR/observed.json``: output packets, counters,
-the sticky drop bits, and the cycle of every input ``tlast`` and of every
-output packet's first valid beat, and how many cycles the input was held off.  The pytest side compares that with the
-model.  ``register_access`` checks the AXI-Lite decode itself and
+what came out to ``$ZYNQMM_RUN_DIR/observed.json``: output packets with the
+``tdrop`` mark of their last beat (a frame dropped at its end), counters, the
+sticky drop bits, the cycle of every input ``tlast`` and of every output
+packet's first valid beat and first valid last beat, and how many cycles the
+input was held off.  The pytest side compares that with the model.  ``register_access`` checks the AXI-Lite decode itself and
 ``table_change_mid_frame`` what a table write does to a frame in flight.
 """
 from __future__ import annotations
@@ -28,6 +29,28 @@ from tests.rtl.frame_stimulus import Stimulus
 QUIET_CYCLES = 64
 
 
+class FinalBeats:
+    """Per rising edge: the cycle each packet's last beat first shows valid,
+    and its ``tdrop`` mark when it is taken."""
+
+    def __init__(self, dut):
+        self.dut = dut
+        self.valid_cycles: list[int] = []
+        self.drops: list[int] = []
+        self._shown = False
+
+    def sample(self, cycle: int) -> None:
+        dut = self.dut
+        if not (int(dut.m_axis_tvalid.value) and int(dut.m_axis_tlast.value)):
+            return
+        if not self._shown:
+            self.valid_cycles.append(cycle)
+            self._shown = True
+        if int(dut.m_axis_tready.value):
+            self.drops.append(int(dut.m_axis_tdrop.value))
+            self._shown = False
+
+
 class Bench(RegisterBench):
     def __init__(self, dut):
         quiet_drivers("frame_filter", ("s_axis", "m_axis", "s_axil"))
@@ -36,10 +59,11 @@ class Bench(RegisterBench):
         self.sink = stream_sink(dut, "m_axis")
         self.input = InputStamps(dut.s_axis_tvalid, dut.s_axis_tready, dut.s_axis_tlast)
         self.output = OutputStamps(dut.m_axis_tvalid, dut.m_axis_tready, dut.m_axis_tlast)
+        self.final = FinalBeats(dut)
 
     async def start(self):
         await start_and_reset(self.dut)
-        cocotb.start_soon(stamp_cycles(self, self.input, self.output))
+        cocotb.start_soon(stamp_cycles(self, self.input, self.output, self.final))
 
     async def program_table(self, table) -> None:
         for n, entry in enumerate(table):
@@ -82,17 +106,22 @@ async def stream_stimulus(dut):
         busy = not bench.source.idle() or int(dut.m_axis_tvalid.value) or not bench.sink.empty()
         while not bench.sink.empty():
             packets.append(bench.sink.recv_nowait())
-        quiet = 0 if busy or len(packets) < stimulus.expected_packets else quiet + 1
+        passed = len(packets) - sum(bench.final.drops[:len(packets)])
+        quiet = 0 if busy or passed < stimulus.expected_packets else quiet + 1
 
     counters = {name: await bench.read(f"COUNT_{name.upper()}") for name in COUNTERS}
     drop_status = await bench.read("DROP_STATUS")
+    if len(bench.final.drops) != len(packets):
+        raise AssertionError(f"{len(packets)} packets but {len(bench.final.drops)} last beats")
     observed = {
         "packets": [{"data": bytes(p.tdata).hex(), "dest": sideband_values(p.tdest),
-                     "user": sideband_values(p.tuser)} for p in packets],
+                     "user": sideband_values(p.tuser), "drop": drop}
+                    for p, drop in zip(packets, bench.final.drops)],
         "counters": counters,
         "drop_status": drop_status,
         "tlast_cycles": bench.input.last_cycles,
         "first_valid_cycles": bench.output.first_cycles,
+        "last_valid_cycles": bench.final.valid_cycles,
         "input_stalls": bench.input.stalls,
         "cycles": bench.cycle,
     }

@@ -104,6 +104,12 @@ def _ip_offset(frame: bytes) -> int:
     return pos
 
 
+def payload_offset(frame: bytes) -> int:
+    """Byte offset of the UDP payload of a frame we built."""
+    ip = _ip_offset(frame)
+    return ip + (frame[ip] & 0x0F) * 4 + 8
+
+
 def reseal_ip(frame: bytes | bytearray, ip: int) -> bytes:
     """Recompute the IP header checksum of a frame whose header we edited."""
     frame = bytearray(frame)

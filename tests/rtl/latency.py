@@ -20,17 +20,19 @@ from one run:
     message that changes a book;
 ``feed_latency_by_type_cycles``
     the same for every message type of the session (longer messages take
-    longer: the filter and the sequencer store whole payloads, the decoder
-    whole messages; an execution's update follows its 7-beat trade record);
+    longer: the decoder takes whole messages; an execution's update follows
+    its 7-beat trade record);
 ``<block>_cycles``
     each block's own latency as it shows inside the path: frame_filter (last
-    frame beat to first payload beat), mold_seq (beat holding the message's
-    last byte to its first output beat), itch_decoder (last message beat to
-    event valid), order_book (event valid to first record beat);
+    frame beat to the payload's last beat: the filter cuts through, its
+    payload's first beat leaves while the frame still comes in), mold_seq
+    (beat holding the message's last byte, here the payload's last, to the
+    message's first output beat), itch_decoder (last message beat to event
+    valid), order_book (event valid to first record beat);
 ``feed_breakdown_cycles``
-    the Delete's latency stage by stage, the blocks' plus the beats a
-    store-and-forward stage waits for (``payload_beats``: the payload's
-    beats after its first; ``message_beats``: the message's).
+    the Delete's latency stage by stage, the blocks' plus the beats the
+    decoder waits for (``message_beats``: the message's beats after its
+    first).
 """
 from __future__ import annotations
 
@@ -41,8 +43,7 @@ from rtl.order_book.model import TDEST_UPDATE
 # The handshake stamps of one frame, in pipeline order (see feed_path_bench).
 STAGES = ("frame_last", "payload_first", "payload_last", "message_first", "message_last",
           "event", "record_first")
-BREAKDOWN = (("frame_filter", "frame_last", "payload_first"),
-             ("payload_beats", "payload_first", "payload_last"),
+BREAKDOWN = (("frame_filter", "frame_last", "payload_last"),
              ("mold_seq", "payload_last", "message_first"),
              ("message_beats", "message_first", "message_last"),
              ("itch_decoder", "message_last", "event"),

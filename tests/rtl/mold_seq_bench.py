@@ -44,7 +44,9 @@ MALFORMED_KINDS = ("truncated", "bad_field", "block_past_end", "prefix_cut", "ze
 # ---- stimulus ---------------------------------------------------------------------
 @dataclass
 class SeqStimulus:
-    """What the bench feeds the block.  Packets are (hex payload, tuser) pairs."""
+    """What the bench feeds the block.  Packets are [hex payload, tuser, tdrop]:
+    ``tdrop`` (the frame filter dropped the packet's frame at its end) is
+    driven on every beat of the packet, so its last beat has it."""
 
     packets_a: list = field(default_factory=list)
     packets_b: list = field(default_factory=list)
@@ -60,15 +62,21 @@ class SeqStimulus:
 
     @classmethod
     def of(cls, a: list, b: list, **kw) -> "SeqStimulus":
-        """From lists of payloads (bytes) or (payload, error) pairs."""
+        """From lists of payloads (bytes), (payload, error) pairs or
+        (payload, error, dropped) triples."""
         def norm(items):
-            return [[p.hex(), False] if isinstance(p, (bytes, bytearray)) else [p[0].hex(), p[1]]
-                    for p in items]
+            out = []
+            for p in items:
+                if isinstance(p, (bytes, bytearray)):
+                    p = (p,)
+                out.append([bytes(p[0]).hex(), bool(p[1:2] and p[1]), bool(p[2:3] and p[2])])
+            return out
         return cls(norm(a), norm(b), **kw)
 
-    def feed_packets(self, feed: int) -> list[tuple[bytes, bool]]:
+    def feed_packets(self, feed: int) -> list[tuple[bytes, bool, bool]]:
+        """(payload, tuser, tdrop) of each packet of input ``feed``."""
         packets = self.packets_b if feed else self.packets_a
-        return [(bytes.fromhex(h), bool(e)) for h, e in packets]
+        return [(bytes.fromhex(p[0]), bool(p[1]), bool(p[2:3] and p[2])) for p in packets]
 
     def save(self, path: Path) -> Path:
         path.write_text(json.dumps(asdict(self)))
@@ -235,7 +243,8 @@ class Bench(RegisterBench):
         self.record_rng = random.Random(seed + 13)
 
     async def start(self):
-        await start_and_reset(self.dut, idle_low=("m_axis_tready", "m_feed_event_ready"))
+        await start_and_reset(self.dut, idle_low=("m_axis_tready", "m_feed_event_ready",
+                                                  "s_axis_a_tdrop", "s_axis_b_tdrop"))
         cocotb.start_soon(self._watch())
 
     async def _watch(self):
@@ -312,11 +321,20 @@ class Bench(RegisterBench):
         if delay:
             await ClockCycles(self.dut.clk, delay)
         source = self.sources[feed]
-        for data, error in packets:
+        drop_port = getattr(self.dut, f"s_axis_{'ab'[feed]}_tdrop")
+        for data, error, *dropped in packets:
             tuser = [0] * len(data)
             if error:
                 tuser[self.rng.randrange(len(data))] = 1
-            await source.send(AxiStreamFrame(data, tuser=tuser))
+            if dropped and dropped[0]:
+                # tdrop held over this packet's beats and no other's.
+                await source.wait()
+                drop_port.value = 1
+                await source.send(AxiStreamFrame(data, tuser=tuser))
+                await source.wait()
+                drop_port.value = 0
+            else:
+                await source.send(AxiStreamFrame(data, tuser=tuser))
             if gap_cycles:
                 await source.wait()
                 await ClockCycles(self.dut.clk, gap_cycles)
@@ -354,7 +372,7 @@ async def stream_stimulus(dut):
         if stimulus.drain_events and not bench.event_stream else None
     for sender in senders:
         await sender
-    beats = sum(len(h) // 2 // 8 + 3 for h, _ in stimulus.packets_a + stimulus.packets_b)
+    beats = sum(len(p[0]) // 2 // 8 + 3 for p in stimulus.packets_a + stimulus.packets_b)
     limit = bench.cycle + 40 * beats + 20_000
     quiet = 0
     while (quiet < QUIET_CYCLES or len(bench.messages) < stimulus.expected_messages) and \

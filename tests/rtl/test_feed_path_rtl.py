@@ -16,7 +16,7 @@ from host.feed.records import (EVENT_BOOK_DEGRADED, EVENT_BOOK_RESTORED, EVENT_E
                                EVENT_GAP, FEED_EVENT_DTYPE)
 from rtl.common.axil import RESP_OKAY, RESP_SLVERR
 from rtl.feed_path.equivalence import capture_frames, feed_addresses, model_config
-from rtl.feed_path.hdl import (BOOK_LATENCY, DECODER_LATENCY, DELETE_PAYLOAD_BEATS,
+from rtl.feed_path.hdl import (BOOK_LATENCY, DECODER_LATENCY, DELETE_MESSAGE_BEATS,
                                FILTER_LATENCY, LATENCY_CYCLES, SEQUENCER_LATENCY)
 from rtl.feed_path.model import FeedPathModel, Frame, by_source
 from rtl.mold_seq.model import EV_GAP
@@ -136,6 +136,8 @@ def test_latency_is_the_blocks_latencies_and_beats(feed_path):
     samples = latency.feed_path_stages(feed_path)
     assert {s["type"] for s in samples} == set("AFECXUD")
     for sample in samples:
+        # The filter cuts through: the payload starts out before the frame ends.
+        assert sample["payload_first"] < sample["frame_last"], sample
         stage = {name: sample[end] - sample[start] for name, start, end in latency.BREAKDOWN}
         assert (stage["frame_filter"], stage["mold_seq"], stage["itch_decoder"]) == \
             (FILTER_LATENCY, SEQUENCER_LATENCY, DECODER_LATENCY), sample
@@ -146,7 +148,7 @@ def test_latency_is_the_blocks_latencies_and_beats(feed_path):
     figures = latency.feed_path(feed_path)
     assert figures["feed_latency_cycles"] == LATENCY_CYCLES
     assert sum(figures["feed_breakdown_cycles"].values()) == LATENCY_CYCLES
-    assert figures["feed_breakdown_cycles"]["payload_beats"] == DELETE_PAYLOAD_BEATS - 1
+    assert figures["feed_breakdown_cycles"]["message_beats"] == DELETE_MESSAGE_BEATS - 1
     assert min(figures["feed_latency_by_type_cycles"].values()) == LATENCY_CYCLES
 
 

@@ -14,8 +14,10 @@ generated ``replay_ports.h``: the top level's ports are read from the Verilog,
 every input the harness does not drive is tied off (a ``*ready`` input high,
 so an extra output stream never backs up the design; anything else low), the
 transfers of every extra output stream are counted, and the filter-to-
-sequencer handshakes the harness stamps arrivals from are made readable by a
-Verilator configuration file instead of exposing every signal.
+sequencer handshakes the harness stamps arrivals from (with the ``tdrop``
+mark of a payload whose frame the filter dropped at its end, which is no
+arrival) are made readable by a Verilator configuration file instead of
+exposing every signal.
 """
 from __future__ import annotations
 
@@ -52,7 +54,9 @@ BOUND_PORTS = frozenset(
                                    "arprot", "arvalid", "arready", "rdata", "rresp", "rvalid",
                                    "rready")])
 # The payload streams out of the two filter instances, feed A's first (the
-# order the top level creates them); the sequencer's inputs.
+# order the top level creates them); the sequencer's inputs.  The signals of
+# each the harness reads.
+PAYLOAD_SIGNALS = ("tvalid", "tready", "tlast", "tdrop")
 PAYLOAD_BUS = re.compile(r"^\s*(?:wire|reg)\s+(frame_filter(\d+)_m_axis)_tlast;", re.MULTILINE)
 PORT_DECL = re.compile(r"^\s*(input|output)\s+(?:\[(\d+):(\d+)\]\s+)?(\w+);", re.MULTILINE)
 # Without -O the C++ of this design (several MB) takes minutes to compile at
@@ -90,8 +94,9 @@ def payload_buses(verilog_text: str) -> list[str]:
     return [name for _, name in found]
 
 
-def ports_header(ports: list[Port], buses: list[str]) -> str:
-    """``replay_ports.h`` for a top level with ``ports``."""
+def ports_header(ports: list[Port], buses: list[str], signals=PAYLOAD_SIGNALS) -> str:
+    """``replay_ports.h`` for a top level with ``ports`` (``signals``: those of
+    :data:`PAYLOAD_SIGNALS` the payload buses have)."""
     names = {p.name for p in ports}
     missing = sorted(BOUND_PORTS - names)
     if missing:
@@ -128,17 +133,27 @@ def ports_header(ports: list[Port], buses: list[str]) -> str:
         "",
         "// The filter -> sequencer handshakes, feed A's at index 0.",
     ]
-    for signal in ("tvalid", "tready", "tlast"):
+    for signal in PAYLOAD_SIGNALS:
+        if signal not in signals:
+            # A design from before the filter cut through: nothing is dropped late.
+            lines.append(f"#define REPLAY_PAYLOAD_{signal[1:].upper()}(top, f) 0")
+            continue
         lines.append(f"#define REPLAY_PAYLOAD_{signal[1:].upper()}(top, f) "
                      f"((f) ? {root}{buses[1]}_{signal} : {root}{buses[0]}_{signal})")
     return "\n".join(lines) + "\n"
 
 
-def config_vlt(buses: list[str]) -> str:
+def payload_signals(verilog_text: str, buses: list[str]) -> tuple[str, ...]:
+    """The signals of :data:`PAYLOAD_SIGNALS` every payload bus has."""
+    return tuple(signal for signal in PAYLOAD_SIGNALS
+                 if all(re.search(rf"\b{bus}_{signal}\b", verilog_text) for bus in buses))
+
+
+def config_vlt(buses: list[str], signals=PAYLOAD_SIGNALS) -> str:
     lines = ["`verilator_config",
              "// Only the filter -> sequencer handshakes are read from outside the ports."]
     for bus in buses:
-        for signal in ("tvalid", "tready", "tlast"):
+        for signal in signals:
             lines.append(f'public_flat_rd -module "{TOPLEVEL}" -var "{bus}_{signal}"')
     return "\n".join(lines) + "\n"
 
@@ -209,7 +224,8 @@ def _build(verilog: Path | None, force: bool, log) -> Path:
     obj = out / "obj"
     text = verilog.read_text()
     buses = payload_buses(text)
-    header, vlt = ports_header(read_ports(text), buses), config_vlt(buses)
+    signals = payload_signals(text, buses)
+    header, vlt = ports_header(read_ports(text), buses, signals), config_vlt(buses, signals)
     harness = HARNESS_SOURCE.read_text()
     args = [*VERILATOR_ARGS[:2], "--output-split", OUTPUT_SPLIT, "-O3", "--x-assign", "fast",
             "--x-initial", "fast", "--noassert"]

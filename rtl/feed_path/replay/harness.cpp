@@ -7,7 +7,9 @@
 // same time, takes every record off m_axis and writes, into the output
 // directory:
 //   records.bin   per record: u8 tdest, u8 tuser seen, u16 length, the bytes
-//   arrivals.bin  per payload reaching the sequencer: u64 (cycle << 1 | feed)
+//   arrivals.bin  per payload reaching the sequencer: u64 (cycle << 1 | feed);
+//                 a payload closed by tdrop (its frame dropped by the filter
+//                 at its end, counted there) is not one
 //   result.json   cycles, counts, stalls, register reads, timing, verdict
 //
 // Frames start in stimulus order (a frame's first beat never goes before the
@@ -461,7 +463,8 @@ class Harness {
         for (int f = 0; f < kFeeds; f++) {
             if (!REPLAY_PAYLOAD_VALID(top_, f)) continue;
             activity_cycle_ = cycle_;
-            if (REPLAY_PAYLOAD_READY(top_, f) && REPLAY_PAYLOAD_LAST(top_, f)) {
+            if (REPLAY_PAYLOAD_READY(top_, f) && REPLAY_PAYLOAD_LAST(top_, f) &&
+                !REPLAY_PAYLOAD_DROP(top_, f)) {
                 uint64_t word = cycle_ << 1 | static_cast<uint64_t>(f);
                 arrivals_.put(&word, 8);
                 feeds_[f].arrivals++;
