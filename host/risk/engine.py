@@ -586,22 +586,29 @@ class RiskEngine:
             self._price_slot(slot)
         return slot.buy_max, slot.sell_min
 
+    def _fast_placement(self, symbol, side, quantity: int, price: int):
+        """``(slot, sign)`` for an order the fast path may judge: a priced
+        instrument, a known side, size and price inside the hard bounds;
+        None sends the order to the full checks."""
+        slot = self._slots.get(symbol) or self._slot(symbol)
+        if slot is None:
+            return None
+        sign = 1 if side == "B" else -1 if side in _SELL_SIDES else 0
+        if sign == 0 or not 0 < quantity <= self.limits.max_order_quantity \
+                or not 0 < price <= _MAX_LIMIT_PRICE:
+            return None
+        return slot, sign
+
     def _fast_enter(self, msg, now: int) -> bool:
         """Accept ``msg`` (committing it) if every check passes; False: not
         known to pass, judge it by the checks."""
         if msg.user_ref_num <= self._last_user_ref_num:
             return False
-        slot = self._slots.get(msg.symbol) or self._slot(msg.symbol)
-        if slot is None:
+        placed = self._fast_placement(msg.symbol, msg.side, msg.quantity, msg.price)
+        if placed is None:
             return False
-        side = msg.side
-        sign = 1 if side == "B" else -1 if side in _SELL_SIDES else 0
-        if sign == 0:
-            return False
+        slot, sign = placed
         quantity, price = msg.quantity, msg.price
-        if not 0 < quantity <= self.limits.max_order_quantity \
-                or not 0 < price <= _MAX_LIMIT_PRICE:
-            return False
         token = msg.cl_ord_id.strip()
         if token and token in self._cl_ord_ids:
             return False
@@ -621,17 +628,11 @@ class RiskEngine:
         if order is None or order.user_ref_num != original \
                 or order.state not in _WORKING_STATES:
             return False
-        slot = self._slots.get(order.symbol) or self._slot(order.symbol)
-        if slot is None:
+        placed = self._fast_placement(order.symbol, order.side, msg.quantity, msg.price)
+        if placed is None:
             return False
-        side = order.side
-        sign = 1 if side == "B" else -1 if side in _SELL_SIDES else 0
-        if sign == 0:
-            return False
+        slot, sign = placed
         quantity, price = msg.quantity, msg.price
-        if not 0 < quantity <= self.limits.max_order_quantity \
-                or not 0 < price <= _MAX_LIMIT_PRICE:
-            return False
         token = msg.cl_ord_id.strip()
         if token:
             owner = self._cl_ord_ids.get(token)

@@ -250,15 +250,7 @@ def test_the_fast_path_takes_the_usual_requote():
     book.apply_fill(Fill(1, 1, "ACMEC100", "B", 3, px(5.0)))
     engine = RiskEngine(RiskLimits(), INSTRUMENTS, marks, book, manager, clock=clock)
     fair = marks.theo("ACMEC100").price
-    refs = {}
-    for side, dollars in (("B", fair - 0.10), ("S", fair + 0.10)):
-        msg = manager.enter(side, 5, "ACMEC100", px(dollars))
-        assert engine.check(msg)
-        manager.sent(msg)
-        accepted = _accepted_msg(manager.order(msg.user_ref_num), msg.user_ref_num)
-        manager.received(accepted)
-        engine.on_message(accepted, manager)
-        refs[side] = msg.user_ref_num
+    refs = _rest_both_sides(engine, manager, fair)
     for step in range(1, 21):
         clock.advance(0.1)
         for side, dollars in (("B", fair - 0.10 - step / 100), ("S", fair + 0.10 + step / 100)):
@@ -383,15 +375,7 @@ def test_the_requote_measures_in_place_and_answers_off_the_check():
                         clock=FakeClock())
     exposure = engine.exposure
     fair = marks.theo("ACMEC100").price
-    refs = {}
-    for side, dollars in (("B", fair - 0.10), ("S", fair + 0.10)):
-        msg = manager.enter(side, 5, "ACMEC100", px(dollars))
-        assert engine.check(msg)
-        manager.sent(msg)
-        accepted = _accepted_msg(manager.order(msg.user_ref_num), msg.user_ref_num)
-        manager.received(accepted)
-        engine.on_message(accepted, manager)
-        refs[side] = msg.user_ref_num
+    refs = _rest_both_sides(engine, manager, fair)
     engine.settle()
     for step in range(1, 6):
         for side, dollars in (("B", fair - 0.10 - step / 100), ("S", fair + 0.10 + step / 100)):
@@ -500,3 +484,18 @@ def test_ring_counts_exactly_when_forced_events_overfill_it(limit, window, steps
         if forced or in_window < limit:
             ring.add(now)
             history.append(now)
+
+
+def _rest_both_sides(engine, manager, fair):
+    """A bid and an offer ten cents either side of ``fair``, checked, sent and
+    accepted; their UserRefNums by side."""
+    refs = {}
+    for side, dollars in (("B", fair - 0.10), ("S", fair + 0.10)):
+        msg = manager.enter(side, 5, "ACMEC100", px(dollars))
+        assert engine.check(msg)
+        manager.sent(msg)
+        accepted = _accepted_msg(manager.order(msg.user_ref_num), msg.user_ref_num)
+        manager.received(accepted)
+        engine.on_message(accepted, manager)
+        refs[side] = msg.user_ref_num
+    return refs
