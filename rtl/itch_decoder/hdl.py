@@ -37,6 +37,7 @@ from rtl.common.axil import AxiLite
 from rtl.common.axis import DATA_BYTES, DATA_WIDTH, KEEP_WIDTH, keep_counter
 from rtl.common.events import (EV_ADD, EV_NONE, EV_SYSTEM, EV_TRADE, EVENT_BITS, EVENT_FIELDS,
                                KIND_OF_TYPE, EventPort)
+from rtl.common.logic import counter
 from rtl.common.message_stream import SIDEBAND_BITS, ItchStream, sideband_slices
 from rtl.itch_decoder.model import (DROP_REASONS, LOCATE_BITS, SIDE_BUY, SIDE_SELL, STICKY,
                                     SUBSCRIPTION_ENTRIES, SUBSCRIPTION_EXEMPT, TYPE_COUNTERS,
@@ -147,16 +148,6 @@ def _entry_hit(clk, rst, locate, entry_locate, entry_enable, hit):
         hit.next = entry_enable and locate == entry_locate
 
     return compare
-
-
-@block
-def _counter(clk, rst, increment, count):
-    @always_seq(clk.posedge, reset=rst)
-    def counting():
-        if increment:
-            count.next = (count + 1) & 0xFFFFFFFF
-
-    return counting
 
 
 @block
@@ -419,9 +410,9 @@ def itch_decoder(clk, rst, s_axis: ItchStream, m_event: EventPort, s_axil: AxiLi
     for type_code, name in TYPE_COUNTERS.items():
         pulse = Signal(bool(0))
         counting.append(_type_pulse(end_fire, well_formed, type_reg, ord(type_code), pulse))
-        counting.append(_counter(clk, rst, pulse, getattr(ports, f"count_{name}")))
+        counting.append(counter(clk, rst, pulse, getattr(ports, f"count_{name}")))
     for name, pulse in pulses.items():
-        counting.append(_counter(clk, rst, pulse, getattr(ports, f"count_{name}")))
+        counting.append(counter(clk, rst, pulse, getattr(ports, f"count_{name}")))
 
     return (registers, lookups, keepers, selectors, matchers, counting, handshake, count_keep,
             message_state, side_bit, any_hit, message_length, verdict, message_end, input_ready,

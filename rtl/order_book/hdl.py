@@ -74,6 +74,8 @@ from rtl.common.axis import DATA_WIDTH, AxiStream
 from rtl.common.events import (EV_ADD, EV_CANCEL, EV_DELETE, EV_DIRECTORY, EV_EXECUTE,
                                EV_EXECUTE_PRICE, EV_REPLACE, EV_TRADE, EV_TRADING_STATE,
                                EVENT_BITS, EventPort, field_slices)
+from rtl.common.logic import (bits, counter, drive, first_set, lowest_set, offset_bits,
+                              one_hot_index, pick_field, record_word, select)
 from rtl.feed_path.status import FeedEventPort, feed_event_queue
 from rtl.order_book.model import (CHAR_T, CHAR_Y, CMD_ASSIGN, CMD_CLEAR_DEGRADED, CMD_NONE,
                                   CMD_RELEASE, CMD_RESET_BOOK, COUNTERS, EVENT_KIND_NAMES,
@@ -153,32 +155,6 @@ class Layout:
         self.l_beyond = self.l_boundary + 32
         self.l_truncated = self.l_beyond + self.count_bits
         self.ladder_bits = self.l_truncated + 1
-
-
-def _bits(width: int, value: int = 0):
-    return Signal(bool(value)) if width == 1 else Signal(intbv(value)[width:])
-
-
-def _record_word(parts, total_bits: int):
-    """ConcatSignal of ``(bit_offset, width, source)`` parts (sources as
-    narrow as they like), zero elsewhere: a little-endian record as an int."""
-    pieces, top = [], total_bits
-    for lsb, width, source in sorted(parts, key=lambda p: p[0], reverse=True):
-        if lsb + width < top:
-            pieces.append(intbv(0)[top - lsb - width:])
-        if len(source) < width:
-            pieces.append(intbv(0)[width - len(source):])
-        pieces.append(source)
-        top = lsb
-    if top:
-        pieces.append(intbv(0)[top:])
-    return ConcatSignal(*pieces)
-
-
-def _offset_bits(dtype, name: str, element: int = 0) -> tuple[int, int]:
-    base_dtype, offset = dtype.fields[name][:2]
-    size = base_dtype.base.itemsize
-    return 8 * (offset + element * size), 8 * size
 
 
 # ---- the slot table ----------------------------------------------------------------
@@ -415,114 +391,6 @@ def _ladder_side(clk, rst, layout: Layout, is_bid, rd_word, load, refill_reset, 
     return cells, beyond_test, control, truncation
 
 
-# ---- small pieces ----------------------------------------------------------------
-@block
-def _counter(clk, rst, pulse, count):
-    @always_seq(clk.posedge, reset=rst)
-    def counting():
-        if pulse:
-            count.next = (count + 1) & 0xFFFFFFFF
-
-    return counting
-
-
-@block
-def _drive(source, target):
-    @always_comb
-    def assign():
-        target.next = source
-
-    return assign
-
-
-@block
-def _one_hot_index(vector, width, any_set, index):
-    """Index of the set bit of ``vector``, which has at most one: each index
-    bit an OR, where a priority encoder would be a chain.  ``any_set`` may be
-    None where the caller has that flag already."""
-    @always_comb
-    def encode():
-        found = intbv(0)[len(index):]
-        for i in range(width):
-            if vector[i]:
-                found[:] = found | i
-        index.next = found
-
-    if any_set is None:
-        return encode
-
-    @always_comb
-    def flag():
-        any_set.next = vector != 0
-
-    return encode, flag
-
-
-@block
-def _lowest_set(vector, width, any_set, onehot):
-    """The lowest set bit of ``vector`` alone (one-hot, zero when none).  A
-    bit is it when no bit below it in its group of eight is set and no lower
-    group has one: a few shallow ORs, where a running "seen" flag would be a
-    chain as long as the vector."""
-    groups = (width + 7) // 8
-
-    @always_comb
-    def isolate():
-        any_set.next = vector != 0
-        occupied = intbv(0)[groups:]
-        for g in range(groups):
-            if ((vector >> (8 * g)) & 0xFF) != 0:
-                occupied[g] = 1
-        pick = intbv(0)[width:]
-        for i in range(width):
-            if vector[i] and (occupied & ((1 << (i // 8)) - 1)) == 0 and \
-                    ((vector >> (8 * (i // 8))) & ((1 << (i % 8)) - 1)) == 0:
-                pick[i] = 1
-        onehot.next = pick
-
-    return isolate
-
-
-@block
-def _first_set(vector, width, any_set, index):
-    """Index of the lowest set bit of ``vector``: that bit isolated, then
-    encoded as a one-hot vector, where testing the bits in turn would be a
-    chain ``width`` long (and ``v & -v`` a carry chain as long)."""
-    lowest = Signal(intbv(0)[width:])
-    return (_lowest_set(vector, width, any_set, lowest),
-            _one_hot_index(lowest, width, None, index))
-
-
-@block
-def _pick_field(word, onehot, count, stride, offset, out):
-    """``word[stride*i + offset +: len(out)]`` for the one bit ``i`` set in
-    ``onehot`` (zero when none): an AND-OR over the ``count`` fields, where a
-    shift by a computed amount would be a full barrel shifter of ``word``."""
-    mask = (1 << len(out)) - 1
-
-    @always_comb
-    def pick():
-        field = intbv(0)[len(out):]
-        for i in range(count):
-            if onehot[i]:
-                field[:] = field | ((word >> (stride * i + offset)) & mask)
-        out.next = field
-
-    return pick
-
-
-@block
-def _select(word, index, stride, offset, out):
-    """``word[stride*index + offset +: len(out)]``."""
-    mask = (1 << len(out)) - 1
-
-    @always_comb
-    def shift():
-        out.next = (word >> (stride * index + offset)) & mask
-
-    return shift
-
-
 # ---- the block ---------------------------------------------------------------------
 @block
 def order_book(clk, rst, s_event: EventPort, m_axis: AxiStream, m_feed_event: FeedEventPort,
@@ -552,7 +420,7 @@ def order_book(clk, rst, s_event: EventPort, m_axis: AxiStream, m_feed_event: Fe
     fields = field_slices()
 
     # The event word's fields (shadow slices of a port convert as constants).
-    in_word = _bits(EVENT_BITS)
+    in_word = bits(EVENT_BITS)
 
     @always_comb
     def event_in():
@@ -567,58 +435,58 @@ def order_book(clk, rst, s_event: EventPort, m_axis: AxiStream, m_feed_event: Fe
     in_ref, in_new_ref, in_match, in_ts, in_seq, in_index, in_aux, in_stale = (ev(n) for n in (
         "order_ref", "new_order_ref", "match_number", "timestamp", "seq", "msg_index", "aux",
         "stale"))
-    e_kind = _bits(4)
-    e_side = _bits(1)
-    e_locate = _bits(16)
-    e_price = _bits(32)
-    e_shares = _bits(32)
-    e_ref = _bits(64)
-    e_new_ref = _bits(64)
-    e_match = _bits(64)
-    e_ts = _bits(48)
-    e_seq = _bits(64)
-    e_index = _bits(16)
-    e_aux = _bits(64)
-    e_stale = _bits(1)
+    e_kind = bits(4)
+    e_side = bits(1)
+    e_locate = bits(16)
+    e_price = bits(32)
+    e_shares = bits(32)
+    e_ref = bits(64)
+    e_new_ref = bits(64)
+    e_match = bits(64)
+    e_ts = bits(48)
+    e_seq = bits(64)
+    e_index = bits(16)
+    e_aux = bits(64)
+    e_stale = bits(1)
     e_aux_low = e_aux(8, 0)
 
-    t_slot = _bits(slb)       # the slot whose book the event changes
-    op_valid, op_add, op_side, op_gone = _bits(1), _bits(1), _bits(1), _bits(1)
-    op_price = _bits(32)
-    op_amount = _bits(32)
-    second = _bits(1)         # a replace still has its new order to book
-    lost_set = _bits(1)       # the event makes the slot lost ...
-    lost_why = _bits(3)       # ... first for this reason (WHY_*)
-    trade_pending = _bits(1)
-    emit = _bits(1)
-    refilled = _bits(1)
-    tr_kind = _bits(8)
-    tr_side = _bits(8)
-    tr_price = _bits(32)
-    rec_flags = _bits(8)
-    record_flags = _bits(8)
-    finish_flags = _bits(8)
-    finish_emit = _bits(1)
-    scan_set = _bits(setb)
-    purge_all = _bits(1)
-    purge_slot = _bits(slb)
-    refill_bid, refill_ask = _bits(1), _bits(1)
-    bid_bound, ask_bound = _bits(32), _bits(32)
-    done_bid, done_ask = _bits(n_ways), _bits(n_ways)
-    seen_toggle = _bits(1)
-    occupancy = _bits(cb)
-    occupancy_high = _bits(cb)
-    pulses = _bits(n_counters)
+    t_slot = bits(slb)       # the slot whose book the event changes
+    op_valid, op_add, op_side, op_gone = bits(1), bits(1), bits(1), bits(1)
+    op_price = bits(32)
+    op_amount = bits(32)
+    second = bits(1)         # a replace still has its new order to book
+    lost_set = bits(1)       # the event makes the slot lost ...
+    lost_why = bits(3)       # ... first for this reason (WHY_*)
+    trade_pending = bits(1)
+    emit = bits(1)
+    refilled = bits(1)
+    tr_kind = bits(8)
+    tr_side = bits(8)
+    tr_price = bits(32)
+    rec_flags = bits(8)
+    record_flags = bits(8)
+    finish_flags = bits(8)
+    finish_emit = bits(1)
+    scan_set = bits(setb)
+    purge_all = bits(1)
+    purge_slot = bits(slb)
+    refill_bid, refill_ask = bits(1), bits(1)
+    bid_bound, ask_bound = bits(32), bits(32)
+    done_bid, done_ask = bits(n_ways), bits(n_ways)
+    seen_toggle = bits(1)
+    occupancy = bits(cb)
+    occupancy_high = bits(cb)
+    pulses = bits(n_counters)
 
     # ---- registers in and out --------------------------------------------
     cmd_locate, cmd_slot, cmd_op, cmd_toggle = (ports.cmd_locate, ports.cmd_slot, ports.cmd_op,
                                                 ports.cmd_toggle)
     auto_assign, refill_enable, stale = ports.auto_assign, ports.refill, ports.stale
-    cmd_pending = _bits(1)
-    cmd_slot_ok = _bits(1)
-    cmd_idx = _bits(slb)
+    cmd_pending = bits(1)
+    cmd_slot_ok = bits(1)
+    cmd_idx = bits(slb)
 
-    order_kind = _bits(1)     # the event finds its order by reference
+    order_kind = bits(1)     # the event finds its order by reference
 
     @always_comb
     def command_decode():
@@ -629,31 +497,31 @@ def order_book(clk, rst, s_event: EventPort, m_axis: AxiStream, m_feed_event: Fe
         cmd_idx.next = cmd_slot[slb:]
 
     # ---- slot table: per-slot locate, CAM, per-slot flags -----------------
-    slot_we, slot_wvalid, slots_clear = _bits(1), _bits(1), _bits(1)
-    slot_widx = _bits(slb)
-    slot_wlocate = _bits(16)
-    cam_key = _bits(16)
-    locates = [_bits(16) for _ in range(n_slots)]
-    valids = [_bits(1) for _ in range(n_slots)]
-    matches = [_bits(1) for _ in range(n_slots)]
+    slot_we, slot_wvalid, slots_clear = bits(1), bits(1), bits(1)
+    slot_widx = bits(slb)
+    slot_wlocate = bits(16)
+    cam_key = bits(16)
+    locates = [bits(16) for _ in range(n_slots)]
+    valids = [bits(1) for _ in range(n_slots)]
+    matches = [bits(1) for _ in range(n_slots)]
     slot_cells = [_slot_cell(clk, rst, i, slot_we, slot_widx, slot_wlocate, slot_wvalid,
                              slots_clear, cam_key, locates[i], valids[i], matches[i])
                   for i in range(n_slots)]
     locate_vec = ConcatSignal(*reversed(locates))
     valid_vec = ConcatSignal(*reversed(valids))
     match_vec = ConcatSignal(*reversed(matches))
-    free_vec = _bits(n_slots)
-    cam_now_hit, free_now_any = _bits(1), _bits(1)
-    cam_now_idx, free_now_idx = _bits(slb), _bits(slb)
+    free_vec = bits(n_slots)
+    cam_now_hit, free_now_any = bits(1), bits(1)
+    cam_now_idx, free_now_idx = bits(slb), bits(slb)
     # Valid slots hold distinct locates (an assign or directory that finds
     # its locate on another slot is refused), so at most one matches.
-    cam = _one_hot_index(match_vec, n_slots, cam_now_hit, cam_now_idx)
-    free = _first_set(free_vec, n_slots, free_now_any, free_now_idx)
+    cam = one_hot_index(match_vec, n_slots, cam_now_hit, cam_now_idx)
+    free = first_set(free_vec, n_slots, free_now_any, free_now_idx)
     # The lookups as of the cycle before: IDLE looks up the event's locate
     # for DECODE, CMD_LOOKUP the command's for CMD, and slots only change in
     # CMD and DECODE, so neither waits for a CAM in its own cycle.
-    cam_hit, free_any = _bits(1), _bits(1)
-    cam_idx, free_idx = _bits(slb), _bits(slb)
+    cam_hit, free_any = bits(1), bits(1)
+    cam_idx, free_idx = bits(slb), bits(slb)
 
     @always_seq(clk.posedge, reset=rst)
     def lookups():
@@ -662,18 +530,18 @@ def order_book(clk, rst, s_event: EventPort, m_axis: AxiStream, m_feed_event: Fe
         free_any.next = free_now_any
         free_idx.next = free_now_idx
 
-    dir_seen, not_trading, lost, depth = (_bits(n_slots) for _ in range(4))
-    degraded_vec = _bits(n_slots)
-    t_locate = _bits(16)
-    info_locate = _bits(16)
-    t_locate_mux = _select(locate_vec, t_slot, 16, 0, t_locate)
-    info_locate_mux = _select(locate_vec, cmd_idx, 16, 0, info_locate)
+    dir_seen, not_trading, lost, depth = (bits(n_slots) for _ in range(4))
+    degraded_vec = bits(n_slots)
+    t_locate = bits(16)
+    info_locate = bits(16)
+    t_locate_mux = select(locate_vec, t_slot, 16, 0, t_locate)
+    info_locate_mux = select(locate_vec, cmd_idx, 16, 0, info_locate)
 
-    symbols = [_bits(64) for _ in range(n_slots)]
-    sym_we = _bits(1)
-    sym_waddr = _bits(slb)
-    sym_wdata = _bits(64)
-    sym_rd = _bits(64)
+    symbols = [bits(64) for _ in range(n_slots)]
+    sym_we = bits(1)
+    sym_waddr = bits(slb)
+    sym_wdata = bits(64)
+    sym_rd = bits(64)
 
     @always(clk.posedge)
     def symbol_memory():
@@ -682,8 +550,8 @@ def order_book(clk, rst, s_event: EventPort, m_axis: AxiStream, m_feed_event: Fe
         if cmd_slot_ok:
             sym_rd.next = symbols[cmd_idx]
 
-    slots_used = _bits(9)
-    cmd_slot_valid = _bits(1)
+    slots_used = bits(9)
+    cmd_slot_valid = bits(1)
 
     @always_comb
     def slot_vectors():
@@ -707,29 +575,29 @@ def order_book(clk, rst, s_event: EventPort, m_axis: AxiStream, m_feed_event: Fe
                 slots_used.next = slots_used - 1
 
     # ---- order table -------------------------------------------------------
-    order_table = [_bits(n_ways * eb) for _ in range(n_sets)]
-    tbl_rd = _bits(n_ways * eb)
-    tbl_re, tbl_we = _bits(1), _bits(1)
-    tbl_raddr, tbl_waddr = _bits(setb), _bits(setb)
-    way_op = _bits(3)
-    way_pick = _bits(n_ways)  # one-hot: the way a NEW, REDUCE or CLEAR rewrites
+    order_table = [bits(n_ways * eb) for _ in range(n_sets)]
+    tbl_rd = bits(n_ways * eb)
+    tbl_re, tbl_we = bits(1), bits(1)
+    tbl_raddr, tbl_waddr = bits(setb), bits(setb)
+    way_op = bits(3)
+    way_pick = bits(n_ways)  # one-hot: the way a NEW, REDUCE or CLEAR rewrites
     # The reference DECODE (the event's) or ORDER2 (a replace's new one)
     # looks for, registered the cycle before so that the ways compare it
     # straight from a flip-flop; a new order is booked under it.
-    lookup_ref = _bits(64)
-    new_slot = _bits(slb)
-    new_side = _bits(1)
+    lookup_ref = bits(64)
+    new_slot = bits(slb)
+    new_side = bits(1)
     new_entry = ConcatSignal(e_shares, e_price, new_side, new_slot, lookup_ref, intbv(1)[1:])
-    fold_ref, fold_new, fold_in = _bits(setb), _bits(setb), _bits(setb)
-    used_w = [_bits(1) for _ in range(n_ways)]
-    hit_w = [_bits(1) for _ in range(n_ways)]
-    same_w = [_bits(1) for _ in range(n_ways)]
-    purge_w = [_bits(1) for _ in range(n_ways)]
-    rfb_w = [_bits(1) for _ in range(n_ways)]
-    rfa_w = [_bits(1) for _ in range(n_ways)]
-    all_w = [_bits(1) for _ in range(n_ways)]
-    over_w = [_bits(1) for _ in range(n_ways)]
-    new_w = [_bits(eb) for _ in range(n_ways)]
+    fold_ref, fold_new, fold_in = bits(setb), bits(setb), bits(setb)
+    used_w = [bits(1) for _ in range(n_ways)]
+    hit_w = [bits(1) for _ in range(n_ways)]
+    same_w = [bits(1) for _ in range(n_ways)]
+    purge_w = [bits(1) for _ in range(n_ways)]
+    rfb_w = [bits(1) for _ in range(n_ways)]
+    rfa_w = [bits(1) for _ in range(n_ways)]
+    all_w = [bits(1) for _ in range(n_ways)]
+    over_w = [bits(1) for _ in range(n_ways)]
+    new_w = [bits(eb) for _ in range(n_ways)]
     way_cells = [_way_cell(lay, tbl_rd(eb * (w + 1), eb * w), lookup_ref, cam_idx, purge_all,
                            purge_slot, t_slot, refill_bid, refill_ask, bid_bound, ask_bound,
                            done_bid(w), done_ask(w), way_op, way_pick(w), new_entry, e_shares,
@@ -738,7 +606,7 @@ def order_book(clk, rst, s_event: EventPort, m_axis: AxiStream, m_feed_event: Fe
                  for w in range(n_ways)]
     tbl_wdata = ConcatSignal(*reversed(new_w))
     hit_vec = ConcatSignal(*reversed(hit_w))
-    free_way_vec = _bits(n_ways)
+    free_way_vec = bits(n_ways)
     purge_vec = ConcatSignal(*reversed(purge_w))
     rfb_vec = ConcatSignal(*reversed(rfb_w))
     rfa_vec = ConcatSignal(*reversed(rfa_w))
@@ -746,32 +614,32 @@ def order_book(clk, rst, s_event: EventPort, m_axis: AxiStream, m_feed_event: Fe
     all_vec = ConcatSignal(*reversed(all_w))
     same_vec = ConcatSignal(*reversed(same_w))
     over_vec = ConcatSignal(*reversed(over_w))
-    any_hit, any_free, rfb_any, rfa_any = _bits(1), _bits(1), _bits(1), _bits(1)
-    hit_all, hit_over = _bits(1), _bits(1)
-    hit_same = _bits(1)       # the order is booked on the event's own slot
+    any_hit, any_free, rfb_any, rfa_any = bits(1), bits(1), bits(1), bits(1)
+    hit_all, hit_over = bits(1), bits(1)
+    hit_same = bits(1)       # the order is booked on the event's own slot
     # One-hot: the way of each kind, the lowest one where several qualify.
     # A reference is in its set at most once (an add or replace that finds
     # it already there is refused), so the hit vector is one-hot as it is.
     hit_way = hit_vec
-    free_way, rfb_way, rfa_way = (_bits(n_ways) for _ in range(3))
-    way_encoders = [_lowest_set(free_way_vec, n_ways, any_free, free_way),
-                    _lowest_set(rfb_vec, n_ways, rfb_any, rfb_way),
-                    _lowest_set(rfa_vec, n_ways, rfa_any, rfa_way)]
+    free_way, rfb_way, rfa_way = (bits(n_ways) for _ in range(3))
+    way_encoders = [lowest_set(free_way_vec, n_ways, any_free, free_way),
+                    lowest_set(rfb_vec, n_ways, rfb_any, rfb_way),
+                    lowest_set(rfa_vec, n_ways, rfa_any, rfa_way)]
     # What is needed of the selected ways: from the slot up for a hit,
     # price and shares for a refill.
-    hit_entry = _bits(eb - lay.e_slot)
-    rfb_entry, rfa_entry = _bits(64), _bits(64)
-    entry_muxes = [_pick_field(tbl_rd, hit_way, n_ways, eb, lay.e_slot, hit_entry),
-                   _pick_field(tbl_rd, rfb_way, n_ways, eb, lay.e_price, rfb_entry),
-                   _pick_field(tbl_rd, rfa_way, n_ways, eb, lay.e_price, rfa_entry)]
+    hit_entry = bits(eb - lay.e_slot)
+    rfb_entry, rfa_entry = bits(64), bits(64)
+    entry_muxes = [pick_field(tbl_rd, hit_way, n_ways, eb, lay.e_slot, hit_entry),
+                   pick_field(tbl_rd, rfb_way, n_ways, eb, lay.e_price, rfb_entry),
+                   pick_field(tbl_rd, rfa_way, n_ways, eb, lay.e_price, rfa_entry)]
     hit_slot = hit_entry(lay.e_side - lay.e_slot, 0)
     hit_side = hit_entry(lay.e_side - lay.e_slot)
     hit_price = hit_entry(lay.e_shares - lay.e_slot, lay.e_price - lay.e_slot)
     hit_shares = hit_entry(eb - lay.e_slot, lay.e_shares - lay.e_slot)
     rfb_price, rfb_shares = rfb_entry(32, 0), rfb_entry(64, 32)
     rfa_price, rfa_shares = rfa_entry(32, 0), rfa_entry(64, 32)
-    purge_count = _bits(max(1, n_ways.bit_length()))
-    rf_more = _bits(1)        # matches left in this set after this cycle's picks
+    purge_count = bits(max(1, n_ways.bit_length()))
+    rf_more = bits(1)        # matches left in this set after this cycle's picks
     n_chunks = (64 + setb - 1) // setb
     set_mask = (1 << setb) - 1
     count_width = len(purge_count)
@@ -811,22 +679,22 @@ def order_book(clk, rst, s_event: EventPort, m_axis: AxiStream, m_feed_event: Fe
             tbl_rd.next = order_table[tbl_raddr]
 
     # ---- ladders -------------------------------------------------------------
-    bid_mem = [_bits(lay.ladder_bits) for _ in range(n_slots)]
-    ask_mem = [_bits(lay.ladder_bits) for _ in range(n_slots)]
-    bid_rd, ask_rd = _bits(lay.ladder_bits), _bits(lay.ladder_bits)
-    lad_re, lad_we, lad_zero = _bits(1), _bits(1), _bits(1)
-    lad_raddr, lad_waddr = _bits(slb), _bits(slb)
-    load_work = _bits(1)
+    bid_mem = [bits(lay.ladder_bits) for _ in range(n_slots)]
+    ask_mem = [bits(lay.ladder_bits) for _ in range(n_slots)]
+    bid_rd, ask_rd = bits(lay.ladder_bits), bits(lay.ladder_bits)
+    lad_re, lad_we, lad_zero = bits(1), bits(1), bits(1)
+    lad_raddr, lad_waddr = bits(slb), bits(slb)
+    load_work = bits(1)
 
     def side_signals():
         return dict(
-            prices=[_bits(32) for _ in range(n_levels)],
-            shares=[_bits(lay.shares_bits) for _ in range(n_levels)],
-            orders=[_bits(cb) for _ in range(n_levels)],
-            shares_sat=[_bits(32) for _ in range(DEPTH)],
-            truncated=_bits(1), boundary=_bits(32), beyond=_bits(cb), missing=_bits(1),
-            depth_degraded=_bits(1), top_changed=_bits(1), refill_reset=_bits(1), apply=_bits(1),
-            op_add=_bits(1), op_price=_bits(32), op_amount=_bits(32), op_gone=_bits(1))
+            prices=[bits(32) for _ in range(n_levels)],
+            shares=[bits(lay.shares_bits) for _ in range(n_levels)],
+            orders=[bits(cb) for _ in range(n_levels)],
+            shares_sat=[bits(32) for _ in range(DEPTH)],
+            truncated=bits(1), boundary=bits(32), beyond=bits(cb), missing=bits(1),
+            depth_degraded=bits(1), top_changed=bits(1), refill_reset=bits(1), apply=bits(1),
+            op_add=bits(1), op_price=bits(32), op_amount=bits(32), op_gone=bits(1))
 
     bid, ask = side_signals(), side_signals()
     sides = []
@@ -872,38 +740,38 @@ def order_book(clk, rst, s_event: EventPort, m_axis: AxiStream, m_feed_event: Fe
 
     # ---- records ---------------------------------------------------------------
     update_parts = [
-        (*_offset_bits(BOOK_UPDATE_DTYPE, "stock_locate"), t_locate),
-        (*_offset_bits(BOOK_UPDATE_DTYPE, "flags"), record_flags),
-        (*_offset_bits(BOOK_UPDATE_DTYPE, "msg_index"), e_index),
-        (*_offset_bits(BOOK_UPDATE_DTYPE, "seq"), e_seq),
-        (*_offset_bits(BOOK_UPDATE_DTYPE, "timestamp"), e_ts),
+        (*offset_bits(BOOK_UPDATE_DTYPE, "stock_locate"), t_locate),
+        (*offset_bits(BOOK_UPDATE_DTYPE, "flags"), record_flags),
+        (*offset_bits(BOOK_UPDATE_DTYPE, "msg_index"), e_index),
+        (*offset_bits(BOOK_UPDATE_DTYPE, "seq"), e_seq),
+        (*offset_bits(BOOK_UPDATE_DTYPE, "timestamp"), e_ts),
     ]
     for prefix, s in (("bid", bid), ("ask", ask)):
         for i in range(DEPTH):
             update_parts += [
-                (*_offset_bits(BOOK_UPDATE_DTYPE, f"{prefix}_price", i), s["prices"][i]),
-                (*_offset_bits(BOOK_UPDATE_DTYPE, f"{prefix}_shares", i), s["shares_sat"][i]),
-                (*_offset_bits(BOOK_UPDATE_DTYPE, f"{prefix}_orders", i), s["orders"][i]),
+                (*offset_bits(BOOK_UPDATE_DTYPE, f"{prefix}_price", i), s["prices"][i]),
+                (*offset_bits(BOOK_UPDATE_DTYPE, f"{prefix}_shares", i), s["shares_sat"][i]),
+                (*offset_bits(BOOK_UPDATE_DTYPE, f"{prefix}_orders", i), s["orders"][i]),
             ]
-    update_word = _record_word(update_parts, 8 * BOOK_UPDATE_DTYPE.itemsize)
-    trade_word = _record_word([
-        (*_offset_bits(TRADE_DTYPE, "stock_locate"), t_locate),
-        (*_offset_bits(TRADE_DTYPE, "kind"), tr_kind),
-        (*_offset_bits(TRADE_DTYPE, "side"), tr_side),
-        (*_offset_bits(TRADE_DTYPE, "msg_index"), e_index),
-        (*_offset_bits(TRADE_DTYPE, "seq"), e_seq),
-        (*_offset_bits(TRADE_DTYPE, "timestamp"), e_ts),
-        (*_offset_bits(TRADE_DTYPE, "order_reference_number"), e_ref),
-        (*_offset_bits(TRADE_DTYPE, "match_number"), e_match),
-        (*_offset_bits(TRADE_DTYPE, "shares"), e_shares),
-        (*_offset_bits(TRADE_DTYPE, "price"), tr_price),
+    update_word = record_word(update_parts, 8 * BOOK_UPDATE_DTYPE.itemsize)
+    trade_word = record_word([
+        (*offset_bits(TRADE_DTYPE, "stock_locate"), t_locate),
+        (*offset_bits(TRADE_DTYPE, "kind"), tr_kind),
+        (*offset_bits(TRADE_DTYPE, "side"), tr_side),
+        (*offset_bits(TRADE_DTYPE, "msg_index"), e_index),
+        (*offset_bits(TRADE_DTYPE, "seq"), e_seq),
+        (*offset_bits(TRADE_DTYPE, "timestamp"), e_ts),
+        (*offset_bits(TRADE_DTYPE, "order_reference_number"), e_ref),
+        (*offset_bits(TRADE_DTYPE, "match_number"), e_match),
+        (*offset_bits(TRADE_DTYPE, "shares"), e_shares),
+        (*offset_bits(TRADE_DTYPE, "price"), tr_price),
     ], 8 * TRADE_DTYPE.itemsize)
 
-    out_data = _bits(8 * BOOK_UPDATE_DTYPE.itemsize)
-    out_left = _bits(max(UPDATE_BEATS, TRADE_BEATS).bit_length())
-    out_dest = _bits(DEST_WIDTH)
-    out_free = _bits(1)
-    out_load_update, out_load_trade = _bits(1), _bits(1)
+    out_data = bits(8 * BOOK_UPDATE_DTYPE.itemsize)
+    out_left = bits(max(UPDATE_BEATS, TRADE_BEATS).bit_length())
+    out_dest = bits(DEST_WIDTH)
+    out_free = bits(1)
+    out_load_update, out_load_trade = bits(1), bits(1)
 
     @always_comb
     def output_port():
@@ -930,16 +798,16 @@ def order_book(clk, rst, s_event: EventPort, m_axis: AxiStream, m_feed_event: Fe
             out_left.next = out_left - 1
 
     # ---- the sequencer: what each step drives ---------------------------------
-    refill_go = _bits(1)
+    refill_go = bits(1)
 
     @always_comb
     def refill_decision():
         refill_go.next = refill_enable and (b_depth or a_depth) and not refilled
 
     # ---- FINISH: what the event did to the slot ----------------------------------
-    fe_push, fe_lost = _bits(1), _bits(1)
-    fe_reason = _bits(8)
-    fe_kind = _bits(8)
+    fe_push, fe_lost = bits(1), bits(1)
+    fe_reason = bits(8)
+    fe_kind = bits(8)
 
     @always_comb
     def finish_state():
@@ -976,12 +844,12 @@ def order_book(clk, rst, s_event: EventPort, m_axis: AxiStream, m_feed_event: Fe
             fe_kind.next = EVENT_BOOK_DEGRADED
             fe_reason.next = WHY_DEPTH
 
-    fe_record = _record_word([
-        (*_offset_bits(FEED_EVENT_DTYPE, "kind"), fe_kind),
-        (*_offset_bits(FEED_EVENT_DTYPE, "reason"), fe_reason),
-        (*_offset_bits(FEED_EVENT_DTYPE, "stock_locate"), t_locate),
-        (*_offset_bits(FEED_EVENT_DTYPE, "msg_index"), e_index),
-        (*_offset_bits(FEED_EVENT_DTYPE, "seq"), e_seq),
+    fe_record = record_word([
+        (*offset_bits(FEED_EVENT_DTYPE, "kind"), fe_kind),
+        (*offset_bits(FEED_EVENT_DTYPE, "reason"), fe_reason),
+        (*offset_bits(FEED_EVENT_DTYPE, "stock_locate"), t_locate),
+        (*offset_bits(FEED_EVENT_DTYPE, "msg_index"), e_index),
+        (*offset_bits(FEED_EVENT_DTYPE, "seq"), e_seq),
     ], 8 * FEED_EVENT_DTYPE.itemsize)
     fe_queue = feed_event_queue(clk, rst, fe_push, fe_record, m_feed_event, fe_lost,
                                 FEED_EVENT_QUEUE)
@@ -989,9 +857,9 @@ def order_book(clk, rst, s_event: EventPort, m_axis: AxiStream, m_feed_event: Fe
     # The orders REFILL_SCAN picks, added to the ladders the cycle after:
     # picking (the set's ways against the boundary) and adding (the
     # ladder's levels against the price) would be one long path.
-    rf_bid_add, rf_ask_add = _bits(1), _bits(1)
-    rf_bid_price, rf_ask_price = _bits(32), _bits(32)
-    rf_bid_shares, rf_ask_shares = _bits(32), _bits(32)
+    rf_bid_add, rf_ask_add = bits(1), bits(1)
+    rf_bid_price, rf_ask_price = bits(32), bits(32)
+    rf_bid_shares, rf_ask_shares = bits(32), bits(32)
 
     @always_seq(clk.posedge, reset=rst)
     def refill_picks():
@@ -1474,9 +1342,9 @@ def order_book(clk, rst, s_event: EventPort, m_axis: AxiStream, m_feed_event: Fe
         pulses.next = p
 
     # ---- registers ---------------------------------------------------------------
-    counters = [_counter(clk, rst, pulses(i), getattr(ports, f"count_{name}"))
+    counters = [counter(clk, rst, pulses(i), getattr(ports, f"count_{name}"))
                 for i, name in enumerate(COUNTERS)]
-    busy = _bits(1)
+    busy = bits(1)
 
     @always_comb
     def status():
@@ -1485,8 +1353,8 @@ def order_book(clk, rst, s_event: EventPort, m_axis: AxiStream, m_feed_event: Fe
             state == t_state.SWEEP_WRITE
 
     info_valid, info_directory, info_not_trading, info_lost, info_degraded = (
-        _bits(1) for _ in range(5))
-    info_symbol = _bits(64)
+        bits(1) for _ in range(5))
+    info_symbol = bits(64)
 
     @always_comb
     def slot_info():
@@ -1506,17 +1374,17 @@ def order_book(clk, rst, s_event: EventPort, m_axis: AxiStream, m_feed_event: Fe
                 info_symbol.next = sym_rd
 
     drives = [
-        _drive(busy, ports.busy), _drive(slots_used, ports.slots_used),
-        _drive(info_locate, ports.info_locate), _drive(info_valid, ports.info_valid),
-        _drive(info_directory, ports.info_directory),
-        _drive(info_not_trading, ports.info_not_trading), _drive(info_lost, ports.info_lost),
-        _drive(info_degraded, ports.info_degraded),
-        _drive(info_symbol(64, 32), ports.info_symbol_hi),
-        _drive(info_symbol(32, 0), ports.info_symbol_lo),
-        _drive(occupancy, ports.occupancy), _drive(occupancy_high, ports.occupancy_high),
+        drive(busy, ports.busy), drive(slots_used, ports.slots_used),
+        drive(info_locate, ports.info_locate), drive(info_valid, ports.info_valid),
+        drive(info_directory, ports.info_directory),
+        drive(info_not_trading, ports.info_not_trading), drive(info_lost, ports.info_lost),
+        drive(info_degraded, ports.info_degraded),
+        drive(info_symbol(64, 32), ports.info_symbol_hi),
+        drive(info_symbol(32, 0), ports.info_symbol_lo),
+        drive(occupancy, ports.occupancy), drive(occupancy_high, ports.occupancy_high),
     ]
     for k in range((n_slots + 31) // 32):
-        drives.append(_drive(degraded_vec(min(n_slots, 32 * k + 32), 32 * k),
+        drives.append(drive(degraded_vec(min(n_slots, 32 * k + 32), 32 * k),
                              getattr(ports, f"degraded{k}")))
 
     return (event_in, registers, slot_cells, cam, free, lookups, symbol_memory, slot_vectors,

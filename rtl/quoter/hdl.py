@@ -34,11 +34,11 @@ spacing.  Every multiplication is formed at its full width.
 """
 from __future__ import annotations
 
-from myhdl import ConcatSignal, Signal, always_comb, always_seq, block, concat, instance, intbv
+from myhdl import ConcatSignal, Signal, always_comb, always_seq, block, concat, intbv
 
 from rtl.common.axil import AxiLite
+from rtl.common.logic import counter, select, unused
 from rtl.common.theo_stream import THEO_BITS, TheoPort, theo_slices
-from rtl.order_book.hdl import _counter, _select
 from rtl.quoter.model import (COUNTERS, OPTIONS, PRICE4_SCALE, QP_FRAC, RECIP_NUMERATOR,
                               SIDE_REASONS, THEO_SHIFT, TICK_BANDS)
 from rtl.quoter.stream import QUOTE_BITS, QuotePort
@@ -61,26 +61,6 @@ def _u(width: int, value: int = 0):
 
 def _s(width: int):
     return Signal(intbv(0, min=-(1 << (width - 1)), max=1 << (width - 1)))
-
-
-@block
-def unused(sig, name: str):
-    """Marks ``sig`` as deliberately unread (fields of a shared word a block
-    has no use for), the way Verilator's lint expects: a wire reading every
-    bit, itself exempt from the unused-signal check."""
-    sig.read = True
-
-    @instance
-    def keep():
-        while True:
-            yield sig
-
-    return keep
-
-
-unused.verilog_code = """// verilator lint_off UNUSEDSIGNAL
-wire unused_$name = ^$sig;
-// verilator lint_on UNUSEDSIGNAL"""
 
 
 @block
@@ -299,7 +279,7 @@ def quoter(clk, rst, s_theo: TheoPort, m_quote: QuotePort, s_axil: AxiLite):
 
     positions = ConcatSignal(*[getattr(ports, f"position{n}") for n in reversed(range(OPTIONS))])
     position_sel = _u(32)
-    position_mux = _select(positions, in_option_low, 32, 0, position_sel)
+    position_mux = select(positions, in_option_low, 32, 0, position_sel)
 
     # What rides along to the output unchanged, in quote-word order from the
     # top: ingress, msg_index, seq, delta, theo, position, flags, underlying,
@@ -402,9 +382,9 @@ def quoter(clk, rst, s_theo: TheoPort, m_quote: QuotePort, s_axil: AxiLite):
             side_front(n3, n_low, ranged, match_vec, band_hit),
             [_band_match(n_low, starts[i], sizes[i], matches[i]) for i in range(TICK_BANDS)],
             _last_set(match_vec, TICK_BANDS, band),
-            _select(size_vec, band, 16, 0, tick),
-            _select(recip_vec, band, 32, 0, recip),
-            _select(tick_ok_vec, band, 1, 0, ok),
+            select(size_vec, band, 16, 0, tick),
+            select(recip_vec, band, 32, 0, recip),
+            select(tick_ok_vec, band, 1, 0, ok),
             _side_price(clk, ce, n3, ranged, band_hit, tick, recip, ok, is_bid, price, code),
         ]
         side_out[name] = (price, code)
@@ -440,8 +420,8 @@ def quoter(clk, rst, s_theo: TheoPort, m_quote: QuotePort, s_axil: AxiLite):
     valid_vec = ConcatSignal(*reversed(state_valid))
     last = _u(STATE_BITS)
     last_valid = _u(1)
-    state_muxes = [_select(state_vec, option7, STATE_BITS, 0, last),
-                   _select(valid_vec, option7, 1, 0, last_valid)]
+    state_muxes = [select(state_vec, option7, STATE_BITS, 0, last),
+                   select(valid_vec, option7, 1, 0, last_valid)]
     last_bid_side, last_ask_side = last(0), last(1)
     last_bid = last(34, 2)
     last_ask = last(66, 34)
@@ -552,7 +532,7 @@ def quoter(clk, rst, s_theo: TheoPort, m_quote: QuotePort, s_axil: AxiLite):
                    for code, pulse in ((bid_code, p_bid), (ask_code, p_ask))
                    for i in range(len(SIDE_REASONS))]
 
-    counters = [_counter(clk, rst, pulses[name], getattr(ports, f"count_{name}"))
+    counters = [counter(clk, rst, pulses[name], getattr(ports, f"count_{name}"))
                 for name in COUNTERS]
 
     return (registers, word_in, ignored, handshake, position_mux, chains, theo_qp_chain,

@@ -35,8 +35,7 @@ from host.quoting.records import (KIND_CANCEL, KIND_QUOTE, QUOTE_DTYPE, REASON_B
                                   REASON_KILL, REASON_WITHDRAWN)
 from rtl.common.axil import AxiLite
 from rtl.common.axis import DATA_WIDTH, AxiStream
-from rtl.order_book.hdl import _counter, _first_set, _offset_bits, _record_word, _select
-from rtl.quoter.hdl import unused
+from rtl.common.logic import counter, first_set, offset_bits, record_word, select, unused
 from rtl.quoter.model import QP_FRAC
 from rtl.quoter.stream import QUOTE_BITS, QuotePort, quote_slices
 from rtl.regmap.hdl import RegisterPorts, regfile
@@ -207,14 +206,14 @@ def risk_gate(clk, rst, s_quote: QuotePort, m_axis: AxiStream, s_axil: AxiLite):
                 for n in range(UNDERLYINGS)]
     entry_vec = ConcatSignal(*reversed(entry_match))
     a_found, a_entry = _u(1), _u(ENTRY_BITS)
-    entry_encoder = _first_set(entry_vec, UNDERLYINGS, a_found, a_entry)
+    entry_encoder = first_set(entry_vec, UNDERLYINGS, a_found, a_entry)
     bid_enables = ConcatSignal(*[getattr(ports, f"und{n}_bid_enable")
                                  for n in reversed(range(UNDERLYINGS))])
     ask_enables = ConcatSignal(*[getattr(ports, f"und{n}_ask_enable")
                                  for n in reversed(range(UNDERLYINGS))])
     a_bid_enabled, a_ask_enabled = _u(1), _u(1)
-    enable_muxes = [_select(bid_enables, a_entry, 1, 0, a_bid_enabled),
-                    _select(ask_enables, a_entry, 1, 0, a_ask_enabled)]
+    enable_muxes = [select(bid_enables, a_entry, 1, 0, a_bid_enabled),
+                    select(ask_enables, a_entry, 1, 0, a_ask_enabled)]
     a_bid_present, a_ask_present = a_sides(0), a_sides(1)
     a_bid_reason, a_ask_reason = _u(3), _u(3)
     rules = [_side_rule(a_bid_present, a_found, a_bid_enabled, a_bid, a_bid_qp, above, below,
@@ -282,7 +281,7 @@ def risk_gate(clk, rst, s_quote: QuotePort, m_axis: AxiStream, s_axil: AxiLite):
     live_vec = ConcatSignal(*reversed(live_any))
     matched_vec = ConcatSignal(*reversed(matched))
     current = _u(cell_bits)
-    state_mux = _select(state_vec, b_option_low, cell_bits, 0, current)
+    state_mux = select(state_vec, b_option_low, cell_bits, 0, current)
     cur_live, cur_owed = current(2, 0), current(2)
     cur_locate, cur_start, cur_count = current(19, 3), current(51, 19), current(59, 51)
 
@@ -344,7 +343,7 @@ def risk_gate(clk, rst, s_quote: QuotePort, m_axis: AxiStream, s_axil: AxiLite):
         book_recover.next = b_found and b_bad == 0 and pulled[b_entry]
 
     pull_any, pull_first = _u(1), _u(OPTION_BITS)
-    pull_encoder = _first_set(pend_all, OPTIONS, pull_any, pull_first)
+    pull_encoder = first_set(pend_all, OPTIONS, pull_any, pull_first)
     pull_kill = _u(1)
 
     @always_comb
@@ -387,7 +386,7 @@ def risk_gate(clk, rst, s_quote: QuotePort, m_axis: AxiStream, s_axil: AxiLite):
 
     # ---- the record -------------------------------------------------------------
     pull_locate = _u(16)
-    locate_mux = _select(locate_vec, pull_first, 16, 0, pull_locate)
+    locate_mux = select(locate_vec, pull_first, 16, 0, pull_locate)
     r_kind, r_reason, r_sides, r_flags = _u(8), _u(8), _u(8), _u(8)
     r_option, r_underlying = _u(16), _u(16)
     r_bid, r_ask, r_bid_size, r_ask_size = _u(32), _u(32), _u(32), _u(32)
@@ -449,24 +448,24 @@ def risk_gate(clk, rst, s_quote: QuotePort, m_axis: AxiStream, s_axil: AxiLite):
                 r_kind.next = KIND_CANCEL
                 r_reason.next = REASON_WITHDRAWN
 
-    record = _record_word([
-        (*_offset_bits(QUOTE_DTYPE, "kind"), r_kind),
-        (*_offset_bits(QUOTE_DTYPE, "reason"), r_reason),
-        (*_offset_bits(QUOTE_DTYPE, "sides"), r_sides),
-        (*_offset_bits(QUOTE_DTYPE, "flags"), r_flags),
-        (*_offset_bits(QUOTE_DTYPE, "option_id"), r_option),
-        (*_offset_bits(QUOTE_DTYPE, "underlying"), r_underlying),
-        (*_offset_bits(QUOTE_DTYPE, "bid_price"), r_bid),
-        (*_offset_bits(QUOTE_DTYPE, "ask_price"), r_ask),
-        (*_offset_bits(QUOTE_DTYPE, "bid_size"), r_bid_size),
-        (*_offset_bits(QUOTE_DTYPE, "ask_size"), r_ask_size),
-        (*_offset_bits(QUOTE_DTYPE, "theo"), r_theo),
-        (*_offset_bits(QUOTE_DTYPE, "delta"), r_delta),
-        (*_offset_bits(QUOTE_DTYPE, "seq"), r_seq),
-        (*_offset_bits(QUOTE_DTYPE, "msg_index"), r_index),
-        (*_offset_bits(QUOTE_DTYPE, "position"), r_position),
-        (*_offset_bits(QUOTE_DTYPE, "ingress_cycle"), r_ingress),
-        (*_offset_bits(QUOTE_DTYPE, "egress_cycle"), r_egress),
+    record = record_word([
+        (*offset_bits(QUOTE_DTYPE, "kind"), r_kind),
+        (*offset_bits(QUOTE_DTYPE, "reason"), r_reason),
+        (*offset_bits(QUOTE_DTYPE, "sides"), r_sides),
+        (*offset_bits(QUOTE_DTYPE, "flags"), r_flags),
+        (*offset_bits(QUOTE_DTYPE, "option_id"), r_option),
+        (*offset_bits(QUOTE_DTYPE, "underlying"), r_underlying),
+        (*offset_bits(QUOTE_DTYPE, "bid_price"), r_bid),
+        (*offset_bits(QUOTE_DTYPE, "ask_price"), r_ask),
+        (*offset_bits(QUOTE_DTYPE, "bid_size"), r_bid_size),
+        (*offset_bits(QUOTE_DTYPE, "ask_size"), r_ask_size),
+        (*offset_bits(QUOTE_DTYPE, "theo"), r_theo),
+        (*offset_bits(QUOTE_DTYPE, "delta"), r_delta),
+        (*offset_bits(QUOTE_DTYPE, "seq"), r_seq),
+        (*offset_bits(QUOTE_DTYPE, "msg_index"), r_index),
+        (*offset_bits(QUOTE_DTYPE, "position"), r_position),
+        (*offset_bits(QUOTE_DTYPE, "ingress_cycle"), r_ingress),
+        (*offset_bits(QUOTE_DTYPE, "egress_cycle"), r_egress),
     ], 8 * QUOTE_DTYPE.itemsize)
 
     out_data = _u(8 * QUOTE_DTYPE.itemsize)
@@ -540,7 +539,7 @@ def risk_gate(clk, rst, s_quote: QuotePort, m_axis: AxiStream, s_axil: AxiLite):
         comparers += [_pulse(side_counted, b_bid_reason, i + 1, bid_pulse),
                       _pulse(side_counted, b_ask_reason, i + 1, ask_pulse)]
         side_pulses[name] = (bid_pulse, ask_pulse)
-    counters = [_counter(clk, rst, pulses[name], getattr(ports, f"count_{name}"))
+    counters = [counter(clk, rst, pulses[name], getattr(ports, f"count_{name}"))
                 for name in pulses]
     counters += [_counter2(clk, rst, *side_pulses[name], getattr(ports, f"count_{name}"))
                  for name in SIDE_REASONS]
