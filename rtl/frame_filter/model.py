@@ -26,8 +26,9 @@ drop here like any other (no output, one reason counted).
 """
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass, field
-from typing import Iterable, NamedTuple, Sequence
+from typing import Iterable, Mapping, NamedTuple, Sequence
 
 from host.pcap.frames import ETHERTYPE_IPV4, IPPROTO_UDP, VLAN_TPIDS
 from rtl.common.axis import DATA_BYTES, Packet
@@ -65,6 +66,8 @@ IPV4_MIN_HEADER_BYTES = 20
 UDP_HEADER_BYTES = 8
 IP_FRAGMENT_BITS = 0x3FFF  # MF and the 13-bit offset; DF does not matter
 MAX_VLAN_TAGS = 2
+# The IP header's 16-bit words by IHL, read in one call for the checksum.
+_HEADER_WORDS = {ihl: struct.Struct(f">{2 * ihl}H") for ihl in range(5, 16)}
 
 
 @dataclass(frozen=True)
@@ -89,11 +92,6 @@ class Verdict(NamedTuple):
     index: int = -1
 
 
-def _word(data: bytes, index: int) -> int:
-    """The big-endian 16-bit word at byte offset ``2*index``."""
-    return (data[2 * index] << 8) | data[2 * index + 1]
-
-
 def header_checksum_ok(words: Iterable[int]) -> bool:
     """The hardware's test: end-around-carry sum of the words is 0xFFFF."""
     total = sum(words)
@@ -111,26 +109,39 @@ def normalise_table(table: Sequence[FilterEntry | None]) -> tuple[FilterEntry | 
 def classify(data: bytes, frame_error: bool, table: Sequence[FilterEntry | None],
              max_payload_bytes: int = MAX_PAYLOAD_BYTES) -> Verdict:
     """Judge one frame against ``table`` without counting it."""
+    return judge(data, frame_error, match_table(table), max_payload_bytes)
+
+
+def match_table(table: Sequence[FilterEntry | None]) -> dict[tuple[int, int], int]:
+    """(destination IP, destination port) -> the lowest enabled entry matching it."""
+    matches: dict[tuple[int, int], int] = {}
+    for index, entry in enumerate(table):
+        if entry is not None and entry.enabled:
+            matches.setdefault((entry.dst_ip, entry.dst_port), index)
+    return matches
+
+
+def judge(data: bytes, frame_error: bool, matches: Mapping[tuple[int, int], int],
+          max_payload_bytes: int = MAX_PAYLOAD_BYTES) -> Verdict:
+    """:func:`classify` with the table as :func:`match_table` gives it."""
     if frame_error:
         return Verdict("frame_error")
     size = len(data)
     if size < ETH_HEADER_BYTES:
         return Verdict("truncated")
-    # Word index of the IP header: 7 after the Ethernet header, +2 per tag.
-    ip_word = ETH_HEADER_BYTES // 2
-    ethertype = _word(data, ip_word - 1)
+    ip = ETH_HEADER_BYTES                       # where the IP header starts, past the tags
+    ethertype = (data[ip - 2] << 8) | data[ip - 1]
     tags = 0
     while ethertype in VLAN_TPIDS:
         if tags == MAX_VLAN_TAGS:
             return Verdict("too_many_vlans")
-        if size < 2 * ip_word + VLAN_TAG_BYTES:
+        if size < ip + VLAN_TAG_BYTES:
             return Verdict("truncated")
-        ip_word += VLAN_TAG_BYTES // 2
+        ip += VLAN_TAG_BYTES
         tags += 1
-        ethertype = _word(data, ip_word - 1)
+        ethertype = (data[ip - 2] << 8) | data[ip - 1]
     if ethertype != ETHERTYPE_IPV4:
         return Verdict("not_ipv4")
-    ip = 2 * ip_word
     if size < ip + IPV4_MIN_HEADER_BYTES:
         return Verdict("truncated")
     version, ihl = data[ip] >> 4, data[ip] & 0x0F
@@ -139,34 +150,31 @@ def classify(data: bytes, frame_error: bool, table: Sequence[FilterEntry | None]
         return Verdict("bad_ip_header")
     if size < ip + header_bytes:
         return Verdict("truncated")
-    total_length = _word(data, ip_word + 1)
+    total_length = (data[ip + 2] << 8) | data[ip + 3]
     if total_length < header_bytes:
         return Verdict("bad_ip_length")
     if size < ip + total_length:
         return Verdict("truncated")
-    if not header_checksum_ok(_word(data, ip_word + k) for k in range(2 * ihl)):
+    if not header_checksum_ok(_HEADER_WORDS[ihl].unpack_from(data, ip)):
         return Verdict("bad_ip_checksum")
-    if _word(data, ip_word + 3) & IP_FRAGMENT_BITS:
+    if ((data[ip + 6] << 8) | data[ip + 7]) & IP_FRAGMENT_BITS:
         return Verdict("ip_fragment")
-    if _word(data, ip_word + 4) & 0xFF != IPPROTO_UDP:
+    if data[ip + 9] != IPPROTO_UDP:
         return Verdict("not_udp")
     udp_room = total_length - header_bytes
     if udp_room < UDP_HEADER_BYTES:
         return Verdict("bad_udp_length")
-    udp_word = ip_word + 2 * ihl
-    udp_length = _word(data, udp_word + 2)
+    udp = ip + header_bytes
+    udp_length = (data[udp + 4] << 8) | data[udp + 5]
     if udp_length < UDP_HEADER_BYTES or udp_length > udp_room:
         return Verdict("bad_udp_length")
     if udp_length == UDP_HEADER_BYTES:
         return Verdict("empty_payload")
-    dst_ip = (_word(data, ip_word + 8) << 16) | _word(data, ip_word + 9)
-    dst_port = _word(data, udp_word + 1)
-    index = next((i for i, entry in enumerate(table)
-                  if entry is not None and entry.enabled
-                  and entry.dst_ip == dst_ip and entry.dst_port == dst_port), -1)
+    index = matches.get((int.from_bytes(data[ip + 16:ip + 20], "big"),
+                         (data[udp + 2] << 8) | data[udp + 3]), -1)
     if index < 0:
         return Verdict("no_match")
-    payload_start = 2 * udp_word + UDP_HEADER_BYTES
+    payload_start = udp + UDP_HEADER_BYTES
     payload_length = udp_length - UDP_HEADER_BYTES
     if payload_length > max_payload_bytes:
         return Verdict("oversize")
@@ -183,13 +191,21 @@ class FrameFilterModel:
 
     def __post_init__(self):
         self.table = normalise_table(self.table)
+        self._matches_of: tuple | None = None
+        self._matches: dict[tuple[int, int], int] = {}
 
     def process(self, data: bytes, frame_error: bool = False) -> Packet | None:
         """Judge and count one frame; return the output packet if it passed."""
-        verdict = classify(bytes(data), frame_error, self.table, self.max_payload_bytes)
-        self._count("frames")
-        self._count(verdict.reason)
-        if verdict.reason != PASSED:
+        if self._matches_of is not self.table:
+            # The table (a tuple of frozen entries) changes only by replacement.
+            self._matches = match_table(self.table)
+            self._matches_of = self.table
+        verdict = judge(bytes(data), frame_error, self._matches, self.max_payload_bytes)
+        counters = self.counters
+        counters["frames"] = (counters["frames"] + 1) & COUNTER_MASK
+        reason = verdict.reason
+        counters[reason] = (counters[reason] + 1) & COUNTER_MASK
+        if reason != PASSED:
             return None
         return Packet(verdict.payload, False, verdict.index)
 

@@ -121,6 +121,13 @@ def event_spans(type_code: str) -> dict[str, tuple[int, int]]:
 
 
 _SPANS = {t: event_spans(t) for t in EVENT_SOURCES}
+# Per type: (event field, first byte, byte past the last) of each copied field.
+_FIELD_SLICES = {t: tuple((name, offset, offset + size) for name, (offset, size) in spans.items())
+                 for t, spans in _SPANS.items()}
+# Every copied field fits its event field, so an event as a dict of ints
+# (process_fields) holds exactly the values of its ITCH_EVENT_DTYPE row.
+assert all(size <= ITCH_EVENT_DTYPE[name].itemsize
+           for spans in _SPANS.values() for name, (_, size) in spans.items())
 
 
 @dataclass(frozen=True)
@@ -171,14 +178,14 @@ def judge(data: bytes, seq: int = 0, msg_index: int = 0) -> Verdict:
         return Verdict("truncated", type_code)
     if len(data) > spec_length:
         return Verdict("length_mismatch", type_code)
-    spans = _SPANS.get(type_code)
-    if spans is None:
+    slices = _FIELD_SLICES.get(type_code)
+    if slices is None:
         return Verdict(SKIPPED, type_code)
     event = {"kind": KIND_OF_TYPE[type_code], "side": 0, "price": 0, "shares": 0,
              "order_ref": 0, "new_order_ref": 0, "match_number": 0, "aux": 0,
              "seq": seq, "msg_index": msg_index}
-    for name, (offset, size) in spans.items():
-        event[name] = int.from_bytes(data[offset:offset + size], "big")
+    for name, start, stop in slices:
+        event[name] = int.from_bytes(data[start:stop], "big")
     if type_code in SIDED_TYPES:
         if event["side"] not in (SIDE_BUY, SIDE_SELL):
             return Verdict("bad_side", type_code)
@@ -220,7 +227,10 @@ class ItchDecoderModel:
     def verdict(self, message: ItchInput) -> Verdict:
         """Judge one message as the block would, subscription included,
         without counting it."""
-        verdict = judge(bytes(message.data), message.seq, message.msg_index)
+        return self._verdict(bytes(message.data), message.seq, message.msg_index)
+
+    def _verdict(self, data: bytes, seq: int, msg_index: int) -> Verdict:
+        verdict = judge(data, seq, msg_index)
         if verdict.reason == EVENT and verdict.type_code not in SUBSCRIPTION_EXEMPT \
                 and not self.subscribed(verdict.event["stock_locate"]):
             return Verdict("unsubscribed", verdict.type_code)
@@ -228,21 +238,37 @@ class ItchDecoderModel:
 
     def process(self, message: ItchInput) -> np.void | None:
         """Judge and count one message; return its event row if one is emitted."""
-        verdict = self.verdict(message)
-        self.verdicts[verdict.reason] += 1
-        self._count("messages")
-        if message.stale:
-            self._count("stale")
-        if message.feed:
-            self._count("feed_b")
-        if verdict.reason in DROP_REASONS:
-            self._count(verdict.reason)
-        if verdict.reason not in ("unknown_type", "truncated", "length_mismatch"):
-            self._count(TYPE_COUNTERS[verdict.type_code])
-        if verdict.reason != EVENT:
+        event = self.process_fields(message.data, message.seq, message.msg_index, message.feed,
+                                    message.stale)
+        return None if event is None else event_row(event)
+
+    def process_fields(self, data: bytes, seq: int = 0, msg_index: int = 0, feed: int = 0,
+                       stale: bool = False) -> dict | None:
+        """:meth:`process` on a message given field by field; the event, if
+        one is emitted, as a dict of the values its row would hold (the
+        order book takes either), without building a numpy row."""
+        verdict = self._verdict(bytes(data), seq, msg_index)
+        reason = verdict.reason
+        self.verdicts[reason] += 1
+        counters = self.counters
+        counted = ["messages"]
+        if stale:
+            counted.append("stale")
+        if feed:
+            counted.append("feed_b")
+        if reason in DROP_REASONS:
+            counted.append(reason)
+        if reason not in ("unknown_type", "truncated", "length_mismatch"):
+            counted.append(TYPE_COUNTERS[verdict.type_code])
+        if reason == EVENT:
+            counted.append("events")
+        for name in counted:
+            counters[name] = (counters[name] + 1) & COUNTER_MASK
+        if reason != EVENT:
             return None
-        self._count("events")
-        return event_row({**verdict.event, "stale": int(message.stale)})
+        event = verdict.event
+        event["stale"] = int(stale)
+        return event
 
     def run(self, messages: Iterable[ItchInput]) -> np.ndarray:
         rows = [row for row in map(self.process, messages) if row is not None]

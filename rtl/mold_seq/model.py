@@ -129,6 +129,7 @@ COUNTER_MASK = 0xFFFF_FFFF
 MISSING_MASK = (1 << 64) - 1
 # The fast path's bound: sequence_number + message_count stays below 2**63.
 SEQ_LIMIT = (1 << 63) - 1 - 0xFFFF
+assert BLOCK_HEADER_SIZE == 2
 
 MALFORMED = ("frame_error", "oversize") + tuple(MALFORMED_REASONS)
 FEED_COUNTERS = ("packets", "messages", "heartbeats", "end_of_session", "other_session",
@@ -220,21 +221,48 @@ def header(data: bytes) -> tuple[bytes, int, int]:
 
 def check_packet(data: bytes, error: bool = False) -> str | None:
     """The malformed reason of one input packet, or None if it is well formed."""
+    return inspect_packet(data, error)[0]
+
+
+def inspect_packet(data: bytes, error: bool = False) -> tuple[str | None, list[tuple[int, int]]]:
+    """(:func:`check_packet`'s verdict, the (offset, length) of each message
+    block the walk passed): one walk for both, so a well-formed packet's
+    spans are :func:`message_spans` without walking it again."""
     if error:
-        return "frame_error"
-    if len(data) > MAX_PACKET_BYTES:
-        return "oversize"
-    if len(data) < HEADER_SIZE:
-        return "truncated"
-    if any(byte >= 0x80 for byte in data[:SESSION_LENGTH]):
-        return "bad_field"
-    _, sequence_number, message_count = header(data)
-    reason = walk_reason(message_count, *walk_blocks(data))
+        return "frame_error", []
+    size = len(data)
+    if size > MAX_PACKET_BYTES:
+        return "oversize", []
+    if size < HEADER_SIZE:
+        return "truncated", []
+    if max(data[:SESSION_LENGTH]) >= 0x80:
+        return "bad_field", []
+    spans = []
+    pos = HEADER_SIZE
+    while True:
+        if pos == size:
+            stop = WALK_END
+            break
+        if pos + BLOCK_HEADER_SIZE > size:
+            stop = WALK_CUT
+            break
+        length = (data[pos] << 8) | data[pos + 1]   # BLOCK_HEADER_SIZE is 2
+        if length == 0:
+            stop = WALK_ZERO
+            break
+        start = pos + BLOCK_HEADER_SIZE
+        pos = start + length
+        if pos > size:
+            stop = WALK_PAST
+            break
+        spans.append((start, length))
+    reason = walk_reason(int.from_bytes(data[SESSION_LENGTH + 8:HEADER_SIZE], "big"),
+                         len(spans), stop)
     if reason is not None:
-        return reason
-    if sequence_number > SEQ_LIMIT:
-        return "sequence_out_of_range"
-    return None
+        return reason, spans
+    if int.from_bytes(data[SESSION_LENGTH:SESSION_LENGTH + 8], "big") > SEQ_LIMIT:
+        return "sequence_out_of_range", spans
+    return None, spans
 
 
 def message_spans(data: bytes) -> list[tuple[int, int]]:
@@ -268,23 +296,36 @@ def arbitration_order(arrivals: Sequence[Arrival]) -> list[int]:
     Malformed packets take no ticket (they are only counted); they are placed
     by their cycle, and so are packets dropped upstream (they take none either).
     """
-    favour = 0
-    by_cycle: dict[int, list[int]] = {}
-    for i, arrival in enumerate(arrivals):
-        by_cycle.setdefault(arrival.cycle, []).append(i)
-    order = []
-    for cycle in sorted(by_cycle):
-        group = by_cycle[cycle]
-        feeds = [arrivals[i].feed for i in group]
-        if len(set(feeds)) != len(feeds):
-            raise ValueError(f"two packets of one feed complete in cycle {cycle}")
-        ticketed = [i for i in group if not arrivals[i].dropped
-                    and check_packet(arrivals[i].data, arrivals[i].error) is None]
-        if len(ticketed) == 2:
-            ticketed.sort(key=lambda i: arrivals[i].feed != favour)
-            favour ^= 1
-        order += [i for i in group if i not in ticketed] + ticketed
-    return order
+    return Arbiter().order(arrivals)
+
+
+class Arbiter:
+    """:func:`arbitration_order` with its one piece of state, the favoured
+    input, kept from call to call: a run's arrivals can be ordered batch by
+    batch as they come, each batch whole cycles later than the last one's,
+    with the result of ordering them all at once."""
+
+    def __init__(self):
+        self.favour = 0
+
+    def order(self, arrivals: Sequence[Arrival]) -> list[int]:
+        by_cycle: dict[int, list[int]] = {}
+        for i, arrival in enumerate(arrivals):
+            by_cycle.setdefault(arrival.cycle, []).append(i)
+        order = []
+        for cycle in sorted(by_cycle):
+            group = by_cycle[cycle]
+            feeds = [arrivals[i].feed for i in group]
+            if len(set(feeds)) != len(feeds):
+                raise ValueError(f"two packets of one feed complete in cycle {cycle}")
+            ticketed = [i for i in group if not arrivals[i].dropped
+                        and check_packet(arrivals[i].data, arrivals[i].error) is None]
+            if len(ticketed) == 2:
+                favour = self.favour
+                ticketed.sort(key=lambda i: arrivals[i].feed != favour)
+                self.favour ^= 1
+            order += [i for i in group if i not in ticketed] + ticketed
+        return order
 
 
 @dataclass
@@ -366,18 +407,18 @@ class MoldSeqModel:
             return []
         data = bytes(data)
         counts = self.counters[FEEDS[feed]]
-        reason = check_packet(data, error)
+        reason, spans = inspect_packet(data, error)
         if reason is not None:
             self._count(counts, reason)
             return []
         session, seq, count = header(data)
-        self._count(counts, "packets")
+        counts["packets"] = (counts["packets"] + 1) & COUNTER_MASK
         if count == HEARTBEAT_COUNT:
             self._count(counts, "heartbeats")
         elif count == END_OF_SESSION_COUNT:
             self._count(counts, "end_of_session")
         else:
-            self._count(counts, "messages", count)
+            counts["messages"] = (counts["messages"] + count) & COUNTER_MASK
         if self.session is None:
             self.session = session
         if session != self.session:
@@ -399,7 +440,8 @@ class MoldSeqModel:
             self.started = True
             self.next_seq = self.first_seq = seq
         dropped = min(max(self.next_seq - seq, 0), count)
-        self._classify_dropped(seq, seq + dropped)
+        if dropped:
+            self._classify_dropped(seq, seq + dropped)
         if dropped == count:
             return []
         if seq > self.next_seq:
@@ -408,9 +450,9 @@ class MoldSeqModel:
         passing = count - dropped
         self._count(self.stream_counters, "passed", passing)
         self._count(counts, "passed", passing)
-        spans = message_spans(data)
-        return [SeqMessage(data[off:off + length], seq + index, index, feed, self.stale)
-                for index, (off, length) in enumerate(spans) if index >= dropped]
+        stale = self.stale
+        return [SeqMessage(data[off:off + length], seq + index, index, feed, stale)
+                for index, (off, length) in enumerate(spans[dropped:], dropped)]
 
     def _track_feed(self, feed: int, seq: int, reach: int) -> None:
         track = self.feed_track[feed]
@@ -432,7 +474,8 @@ class MoldSeqModel:
             return
         late = _overlap(lo, hi, 0, self.first_seq)
         for expected, received in self.gap_table:
-            late += _overlap(lo, hi, expected, received)
+            if received > lo and expected < hi:     # else no overlap: skip the call
+                late += _overlap(lo, hi, expected, received)
         assumed = 0
         if self.gap_total > len(self.gap_table):
             assumed = _overlap(lo, hi, self.first_seq, self.gap_table[0][0])

@@ -111,6 +111,7 @@ counts table scans (one scan rebuilds both sides if both need it).
 """
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass
 from typing import Iterable, NamedTuple
 
@@ -170,6 +171,7 @@ COUNTERS = (
     "feed_events_lost",      # degraded/restored records dropped: the event stream was backed up
 )
 COUNTER_MASK = 0xFFFF_FFFF
+_EVENT_COUNTERS = {kind: f"ev_{name}" for kind, name in EVENT_KIND_NAMES.items()}
 
 CHAR_T = ord("T")
 CHAR_Y = ord("Y")
@@ -226,6 +228,12 @@ def order_set(ref: int, set_bits: int) -> int:
     ``set_bits`` bits."""
     mask = (1 << set_bits) - 1
     folded = 0
+    if 0 <= ref < 1 << 64:
+        # Chunks above the reference's highest set bit are zero: stop there.
+        while ref:
+            folded ^= ref & mask
+            ref >>= set_bits
+        return folded
     for lsb in range(0, 64, set_bits):
         folded ^= (ref >> lsb) & mask
     return folded
@@ -254,9 +262,14 @@ class Ladder:
             self.beyond += 1
             return
         levels = self.levels
+        count = len(levels)
         pos = 0
-        while pos < len(levels) and self.better(levels[pos][0], price):
-            pos += 1
+        if self.is_bid:
+            while pos < count and levels[pos][0] > price:
+                pos += 1
+        else:
+            while pos < count and levels[pos][0] < price:
+                pos += 1
         if pos < len(levels) and levels[pos][0] == price:
             levels[pos][1] += shares
             levels[pos][2] += 1
@@ -293,7 +306,7 @@ class Ladder:
         return False
 
     def top(self) -> tuple:
-        return tuple(tuple(level) for level in self.levels[:DEPTH])
+        return tuple(map(tuple, self.levels[:DEPTH]))
 
     def depth_degraded(self) -> bool:
         return self.truncated and len(self.levels) < DEPTH
@@ -301,9 +314,44 @@ class Ladder:
     def columns(self) -> tuple:
         """(prices, shares, orders) of the top DEPTH levels, zero padded,
         shares saturated as in the record."""
-        top = self.levels[:DEPTH] + [[0, 0, 0]] * (DEPTH - min(DEPTH, len(self.levels)))
-        return (tuple(p for p, _, _ in top), tuple(min(s, SHARES_SATURATE) for _, s, _ in top),
-                tuple(n for _, _, n in top))
+        top = self.levels[:DEPTH]
+        if not top:
+            return _EMPTY_COLUMNS
+        prices, shares, orders = zip(*top)
+        if len(top) < DEPTH:
+            pad = (0,) * (DEPTH - len(top))
+            prices, shares, orders = prices + pad, shares + pad, orders + pad
+        if max(shares) > SHARES_SATURATE:
+            shares = tuple(min(s, SHARES_SATURATE) for s in shares)
+        return prices, shares, orders
+
+
+_EMPTY_COLUMNS = ((0,) * DEPTH,) * 3
+
+
+def _record_struct(dtype: np.dtype) -> struct.Struct:
+    """The packed little-endian layout of a record dtype as a struct, so a
+    record packs without a numpy array per record; the same bytes as numpy
+    for every value the dtype holds."""
+    codes = {1: "B", 2: "H", 4: "I", 8: "Q"}
+    fmt, offset = "<", 0
+    for name in dtype.names:
+        base, field_offset = dtype.fields[name][:2]
+        sub = base.subdtype
+        scalar, shape = (sub[0], sub[1]) if sub else (base, ())
+        if scalar.kind != "u" or field_offset != offset or scalar.byteorder == ">":
+            raise ValueError(f"{name}: only packed little-endian unsigned fields")
+        count = int(np.prod(shape)) if shape else 1
+        fmt += f"{count}{codes[scalar.itemsize]}" if shape else codes[scalar.itemsize]
+        offset += base.itemsize
+    packed = struct.Struct(fmt)
+    if packed.size != dtype.itemsize:
+        raise ValueError("record layout has padding")
+    return packed
+
+
+_UPDATE_STRUCT = _record_struct(BOOK_UPDATE_DTYPE)
+_TRADE_STRUCT = _record_struct(TRADE_DTYPE)
 
 
 class Slot:
@@ -346,8 +394,18 @@ class Output(NamedTuple):
     row: tuple     # in BOOK_UPDATE_DTYPE or TRADE_DTYPE field order
 
     def to_bytes(self) -> bytes:
-        dtype = BOOK_UPDATE_DTYPE if self.dest == TDEST_UPDATE else TRADE_DTYPE
-        return np.array([self.row], dtype=dtype).tobytes()
+        row = self.row
+        if self.dest == TDEST_UPDATE:
+            try:
+                return _UPDATE_STRUCT.pack(*row[:6], *row[6], *row[7], *row[8], *row[9],
+                                           *row[10], *row[11])
+            except (struct.error, TypeError, IndexError):
+                # A value the record cannot hold: numpy's conversion decides.
+                return np.array([row], dtype=BOOK_UPDATE_DTYPE).tobytes()
+        try:
+            return _TRADE_STRUCT.pack(*row)
+        except struct.error:
+            return np.array([row], dtype=TRADE_DTYPE).tobytes()
 
 
 class SlotInfo(NamedTuple):
@@ -371,6 +429,10 @@ class OrderBookModel:
         self.event_stale = False
         self.refill = refill
         self.slots = [Slot() for _ in range(config.slots)]
+        # locate -> its slot, the lowest valid one holding it; slots are
+        # assigned and released only by command() and directory events,
+        # which rebuild it.
+        self._slot_index: dict[int, int] = {}
         self.sets: list[dict[int, Order]] = [{} for _ in range(config.order_sets)]
         self.occupancy = 0
         self.occupancy_high = 0
@@ -388,6 +450,7 @@ class OrderBookModel:
                 entry.valid = False
                 entry.locate = 0
                 entry.clear()
+            self._reindex()
             self._purge(None)
             return
         if op not in CMD_OPS or slot >= self.config.slots:
@@ -401,10 +464,12 @@ class OrderBookModel:
                 return
             target.valid, target.locate = True, locate
             target.clear()
+            self._reindex()
             self._purge(slot)
         elif op == CMD_RELEASE:
             target.valid = False
             target.clear()
+            self._reindex()
             self._purge(slot)
         else:
             target.lost = False
@@ -427,8 +492,7 @@ class OrderBookModel:
         self.event_stale = bool(_optional_field(event, "stale"))
         self._first_loss = None
         kind = int(event["kind"])
-        name = EVENT_KIND_NAMES.get(kind, "other")
-        self._count(f"ev_{name}")
+        self._count(_EVENT_COUNTERS.get(kind, "ev_other"))
         locate = int(event["stock_locate"])
         header = self._slot_of(locate)
         if kind == EV_DIRECTORY:
@@ -464,10 +528,12 @@ class OrderBookModel:
         self.counters[name] = (self.counters[name] + 1) & COUNTER_MASK
 
     def _slot_of(self, locate: int) -> int | None:
-        for index, slot in enumerate(self.slots):
-            if slot.valid and slot.locate == locate:
-                return index
-        return None
+        return self._slot_index.get(locate)
+
+    def _reindex(self) -> None:
+        self._slot_index = {slot.locate: index
+                            for index, slot in reversed(list(enumerate(self.slots)))
+                            if slot.valid}
 
     def _purge(self, slot: int | None) -> None:
         for entries in self.sets:
@@ -489,6 +555,7 @@ class OrderBookModel:
             slot = self.slots[free]
             slot.valid, slot.locate = True, locate
             slot.clear()
+            self._reindex()
         slot = self.slots[header]
         slot.directory = True
         slot.symbol = stock
@@ -610,18 +677,20 @@ class OrderBookModel:
 
     def _finish(self, event, index: int, before, out: list[Output]) -> list[Output]:
         slot = self.slots[index]
-        if self.refill:
+        bids, asks = slot.bids, slot.asks
+        # `before` is _snapshot's: (bids top, asks top, degraded).
+        if self.refill and (bids.truncated or asks.truncated):
             sides = [side for side in (0, 1) if slot.ladder(side).depth_degraded()]
             for side in sides:
                 self._refill(index, side)
             if sides:
                 # One scan of the table rebuilds both sides.
                 self._count("refills")
-        depth = slot.bids.depth_degraded() or slot.asks.depth_degraded()
+        depth = bids.depth_degraded() or asks.depth_degraded()
         if depth and not slot.depth:
             self._count("degraded_depth")
         slot.depth = depth
-        after = (slot.bids.top(), slot.asks.top(), slot.degraded)
+        after = (bids.top(), asks.top(), slot.degraded)
         if after[2] != before[2]:
             self._feed_event(event, slot)
         if after != before:

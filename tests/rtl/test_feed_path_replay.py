@@ -15,6 +15,8 @@ import pytest
 
 from host.book.records import BOOK_UPDATE_DTYPE
 from rtl.feed_path.equivalence import feed_addresses, model_config
+from rtl.feed_path.model import FeedPathModel
+from rtl.feed_path.replay import compare
 from rtl.feed_path.replay import throughput as tp
 from rtl.feed_path.replay.__main__ import main
 from rtl.feed_path.replay.build import BuildError, ports_header, read_ports
@@ -22,11 +24,11 @@ from host.protocols.moldudp64 import encode_packet
 from rtl.common.axis import Packet
 from rtl.feed_path.replay.compare import (arrival_order, config_writes, read_addresses,
                                           read_records, replay)
-from rtl.mold_seq.model import Arrival, arbitration_order
+from rtl.mold_seq.model import Arbiter, Arrival, arbitration_order
 from rtl.feed_path.replay.runs import run_capture, run_throughput
 from rtl.feed_path.replay.stimulus import RunOptions, StimulusWriter, capture_stimulus
 from rtl.frame_filter.model import DROP_REASONS
-from rtl.order_book.model import TDEST_UPDATE
+from rtl.order_book.model import TDEST_UPDATE, Output
 
 CAPTURES = Path(__file__).resolve().parents[2] / "captures"
 FAULTS = CAPTURES / "day-faults-vlan.pcap"
@@ -97,6 +99,27 @@ def test_arrival_order_is_the_sequencers_arbitration_order():
     ties = len(cycles) - len(set(cycles))
     assert ties > 50
 
+    # Batch by batch as a run streams in (each batch whole cycles, later than
+    # the last), with the tie rule's turn carried over: the same order.
+    by_cycle = np.argsort(cycles_a, kind="stable")
+    feeds_s, cycles_s = feeds_a[by_cycle], cycles_a[by_cycle]
+    taken = [0, 0]
+    arbiter = Arbiter()
+    streamed = []
+    for lo, hi in ((0, 150), (150, 151), (151, 420), (420, len(cycles_s))):
+        while 0 < lo < len(cycles_s) and cycles_s[lo] == cycles_s[lo - 1]:
+            lo += 1
+        while hi < len(cycles_s) and cycles_s[hi] == cycles_s[hi - 1]:
+            hi += 1
+        batch_feeds, batch_cycles = feeds_s[lo:hi], cycles_s[lo:hi]
+        batch_payloads = [[], []]
+        for feed in batch_feeds.tolist():
+            batch_payloads[feed].append(payloads[feed][taken[feed]])
+            taken[feed] += 1
+        streamed += [lo + i for i in arrival_order(batch_feeds, batch_cycles, batch_payloads,
+                                                   arbiter).tolist()]
+    assert by_cycle[streamed].tolist() == order.tolist()
+
 
 def test_capture_prefix_holds_the_first_messages(tmp_path):
     summary = json.loads(Path(f"{FAULTS}.summary.json").read_text())
@@ -147,6 +170,65 @@ def test_capture_with_gaps_and_backpressure_matches_model(harness):
     assert bad.first_difference["record"] == k
     assert bad.first_difference["fields"] == ["bid_price"]
     assert len(bad.first_difference["before"]) == 2
+
+
+class _OneBadRecordModel(FeedPathModel):
+    """The model with one bid price off by one in its 41st book update."""
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.emitted = 0
+        self.updates = 0
+        self.broken_at: int | None = None
+
+    def sequence(self, feed, payload):
+        out = super().sequence(feed, payload)
+        for n, record in enumerate(out):
+            if record.dest == TDEST_UPDATE:
+                self.updates += 1
+                if self.updates == 41:
+                    prices = (record.row[6][0] + 1,) + record.row[6][1:]
+                    out[n] = Output(record.dest, record.row[:6] + (prices,) + record.row[7:])
+                    self.broken_at = self.emitted + n
+        self.emitted += len(out)
+        return out
+
+
+def test_a_difference_is_reported_while_the_harness_runs(harness, monkeypatch):
+    """The model follows the harness's files as they grow; a record that
+    differs is still found, named and placed, and the rest still compared."""
+    models = []
+
+    def broken(config):
+        models.append(_OneBadRecordModel(config))
+        return models[-1]
+
+    monkeypatch.setattr(compare, "FeedPathModel", broken)
+    run = run_capture(FAULTS, options=RunOptions(seed=5, source_pause=0.3, sink_pause=0.3),
+                      name="test_broken", log=quiet)
+    result = run.result
+    shutil.rmtree(run.run_dir, ignore_errors=True)
+    assert not run.ok
+    assert result.mismatched_records == 1
+    assert result.records == result.model_records > 1500
+    assert result.first_difference["record"] == models[0].broken_at
+    assert result.first_difference["fields"] == ["bid_price"]
+    assert len(result.first_difference["before"]) == 2
+    assert not result.counter_mismatches
+
+
+def test_a_filter_process_that_dies_is_an_error_not_a_hang(harness, monkeypatch):
+    def dies(index, config, conn):
+        conn.send(("payloads", []))
+        conn.close()
+
+    monkeypatch.setattr(compare, "_filter_frames", dies)
+    run = run_capture(FAULTS, name="test_filter_dies", log=quiet)
+    shutil.rmtree(run.run_dir, ignore_errors=True)
+    text = " ".join(run.result.errors)
+    assert not run.ok
+    assert "the filter process ended without its counters" in text
+    assert "payloads reaching the sequencer per feed" in text
 
 
 def test_command_line_prefix_run(harness, tmp_path, capsys):

@@ -341,3 +341,26 @@ def test_run_returns_event_rows():
     assert list(rows["kind"]) == [KIND_OF_TYPE[t] for t in "AXUS"]
     assert list(rows["seq"]) == [100, 101, 102, 103]
     assert np.all(rows["new_order_ref"][[0, 1, 3]] == 0)
+
+
+def test_event_fields_are_the_values_of_the_event_row():
+    """process_fields (what the feed path hands the order book) and process
+    (the numpy row) agree on every field and count alike."""
+    rng = random.Random(11)
+    locates = range(1, 40)
+    datas = [random_message(rng, t, locates) for t in MESSAGE_SIZES for _ in range(20)]
+    datas += [malformed_message(rng, locates) for _ in range(200)]
+    messages = sequenced(datas, seed=4, stale_from=300)
+    as_rows = ItchDecoderModel(subscription_table(range(1, 20), rng))
+    as_fields = ItchDecoderModel(as_rows.table)
+    emitted = 0
+    for m in messages:
+        row = as_rows.process(m)
+        fields = as_fields.process_fields(m.data, m.seq, m.msg_index, m.feed, m.stale)
+        assert (row is None) == (fields is None)
+        if row is not None:
+            emitted += 1
+            assert set(fields) == set(ITCH_EVENT_DTYPE.names)
+            assert {name: int(row[name]) for name in ITCH_EVENT_DTYPE.names} == fields
+    assert emitted > 100
+    assert as_rows.counters == as_fields.counters and as_rows.verdicts == as_fields.verdicts

@@ -17,7 +17,7 @@ from host.protocols.moldudp64 import decode_packet, encode_packet
 from rtl.mold_seq.model import (EV_END_OF_SESSION, EV_FEED_RECOVERED, EV_FEED_STALE, EV_GAP,
                                 FEEDS, GAP_TABLE_ENTRIES, MALFORMED, MAX_PACKET_BYTES, SEQ_LIMIT,
                                 Arrival, Event, MoldSeqModel, arbitration_order, check_packet,
-                                message_spans, walk_blocks)
+                                inspect_packet, message_spans, walk_blocks)
 from tests.rtl.mold_seq_bench import (MALFORMED_KINDS, OTHER_SESSION, SESSION, ab_feeds,
                                       make_messages, malformed, pack)
 
@@ -116,6 +116,12 @@ def test_mutated_packets_match_golden(seed, count, edits):
             data += bytes([value]) * (where % 5)
     data = bytes(data)
     assert check_packet(data) == golden_reason(data) == fast_path_reason(data)
+    # The one walk that judges a packet also gives its messages.
+    reason, spans = inspect_packet(data)
+    assert reason == check_packet(data)
+    assert len(spans) == walk_blocks(data)[0]
+    if reason is None:
+        assert spans == message_spans(data)
 
 
 def test_walk_stops():

@@ -7,7 +7,8 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from host.book.records import (FLAG_CROSSED, FLAG_NO_DIRECTORY, FLAG_NOT_TRADING, FLAG_STALE,
+from host.book.records import (BOOK_UPDATE_DTYPE, FLAG_CROSSED, FLAG_NO_DIRECTORY,
+                               FLAG_NOT_TRADING, FLAG_STALE, SHARES_SATURATE, TRADE_DTYPE,
                                flag_names, trades_array, updates_array)
 from host.book.reference import ReferenceBook
 from host.feed.fastpath import MessageBatch
@@ -17,7 +18,7 @@ from host.protocols.itch50 import (AddOrder, OrderCancel, OrderDelete, OrderExec
 from rtl.common.events import EV_DELETE, EV_EXECUTE, EV_TRADING_STATE, EVENT_BITS, unpack_event
 from rtl.order_book.model import (CMD_ASSIGN, CMD_CLEAR_DEGRADED, CMD_RELEASE, CMD_RESET_BOOK,
                                   COUNTERS, FLAG_DEGRADED, TDEST_TRADE, TDEST_UPDATE, BookConfig,
-                                  OrderBookModel, order_set, split_outputs)
+                                  OrderBookModel, Output, order_set, split_outputs)
 from rtl.order_book.compare import compare_with_golden
 from tests.rtl.order_book_stimulus import (Scenario, Stimulus, batch_events, colliding_refs,
                                            crafted_phases, generated_day, run_model)
@@ -216,6 +217,34 @@ def test_order_sets_spread_sequential_references():
     assert len(sets) == 1 << bits
     refs = colliding_refs(5, bits)
     assert len({order_set(r, bits) for r in refs}) == 1 and len(set(refs)) == 5
+
+
+def test_order_set_folds_all_64_bits():
+    """The early stop at a reference's highest set bit gives the full fold."""
+    def full_fold(ref, bits):
+        folded = 0
+        for lsb in range(0, 64, bits):
+            folded ^= (ref >> lsb) & ((1 << bits) - 1)
+        return folded
+
+    rng = np.random.default_rng(5)
+    refs = [0, 1, (1 << 64) - 1, 1 << 63] + [int(r) for r in
+                                             rng.integers(0, 1 << 63, 2000, dtype=np.int64)]
+    for bits in (1, 3, 7, 10, 13):
+        assert [order_set(r, bits) for r in refs] == [full_fold(r, bits) for r in refs]
+
+
+def test_records_pack_as_their_numpy_rows(day):
+    """Output.to_bytes (struct) is the record dtype's own bytes, shares
+    saturated or not."""
+    outputs = OrderBookModel().run(day.events[:20_000])
+    assert {o.dest for o in outputs} == {TDEST_UPDATE, TDEST_TRADE}
+    for out in outputs:
+        dtype = BOOK_UPDATE_DTYPE if out.dest == TDEST_UPDATE else TRADE_DTYPE
+        assert out.to_bytes() == np.array([out.row], dtype).tobytes()
+    update = next(o for o in outputs if o.dest == TDEST_UPDATE)
+    big = update.row[:7] + ((SHARES_SATURATE,) * 5,) + update.row[8:]
+    assert Output(TDEST_UPDATE, big).to_bytes() == np.array([big], BOOK_UPDATE_DTYPE).tobytes()
 
 
 def test_config_is_checked():

@@ -25,8 +25,8 @@ from .throughput import MODES
 
 SUMMARY_KEYS = ("frames", "messages", "records", "model_records", "mismatched_records",
                 "counters_checked", "deadlock", "cycles", "sim_seconds", "sim_cpu_seconds",
-                "sim_cycles_per_s", "sim_messages_per_s", "model_seconds", "model_cpu_seconds",
-                "model_messages_per_s", "wall_seconds")
+                "sim_cycles_per_s", "sim_messages_per_s", "model_seconds", "model_wait_seconds",
+                "model_cpu_seconds", "model_messages_per_s", "wall_seconds")
 
 
 def _feed(text: str) -> tuple[str, tuple[int, int]]:
