@@ -4,9 +4,9 @@ pynq is replaced by :mod:`tests.runtime.pynq_standin`, a stand-in for pynq
 (not pynq): the fabric's registers and record stream are the real RTL in the
 simulator server the ``rtl`` backend uses, the AXI DMAs follow PG021's
 direct register mode, DDR is not coherent with the CPU's copy of a buffer.
-Where the real pynq imports, the same hardware also runs under pynq's own
-``DefaultIP``, ``MMIO``, ``allocate`` and DMA driver, so the driver's use of
-them is checked against pynq itself.
+The same hardware also runs under the pinned pynq's own ``DefaultIP``,
+``MMIO``, ``allocate`` and DMA driver, so the driver's use of them is
+checked against pynq itself.
 
 * Against the model: the same frames through the driver (full ``fabric``
   top on the stand-in) and through the model give the same book records,
@@ -39,12 +39,8 @@ import numpy as np
 import pytest
 
 from host.replay.stamps import StampedModelFabric
-from host.runtime.chains import build_universe
-from host.runtime.cli import DEMO_CAPTURE
-from host.runtime.directory import stock_locates
 from host.runtime.fabric import FabricError, ModelFabric, dest_of_length, open_fabric
-from host.runtime.ingest import replay_batches
-from host.runtime.plan import CORE_MHZ, fabric_config
+from host.runtime.plan import CORE_MHZ
 from host.runtime.registers import FabricRegisters
 from host.quoting.records import KIND_CANCEL, REASON_KILL
 from overlays.manifest import SCHEMA, sha256_file
@@ -94,25 +90,15 @@ def server():
 
 @pytest.fixture(scope="module")
 def setup():
-    config = demo_config()
-    locates = stock_locates(DEMO_CAPTURE, [c.underlying for c in config.chains])
-    universe = build_universe(config.chains, locates)
-    frames, stamps = [], []
-    for batch, times in replay_batches(DEMO_CAPTURE, config.feed.addresses(), 512):
-        frames += batch
-        stamps += times
-        if len(frames) >= FRAMES + MORE_FRAMES:
-            break
-    end = FRAMES + MORE_FRAMES
-    return config, universe, fabric_config(config, universe), frames[:end], stamps[:end]
+    return rtl_backend_test.demo_setup(FRAMES + MORE_FRAMES)
 
 
 def real_pynq():
-    try:
-        import pynq
-        import pynq.lib.dma  # noqa: F401  (registers pynq's DMA driver)
-    except ImportError:
-        return None
+    """pynq itself (a pinned dependency, so a failing import fails the test),
+    never the stand-in another test may have put in its place."""
+    assert not standin.is_standin(sys.modules.get("pynq")), "the pynq stand-in is still installed"
+    import pynq
+    import pynq.lib.dma  # noqa: F401  (registers pynq's DMA driver)
     return pynq
 
 
@@ -125,8 +111,6 @@ def make_surface(kind: str, monkeypatch, server, tmp_path):
             monkeypatch.setitem(sys.modules, name, module)
     else:
         pynq = real_pynq()
-        if pynq is None or standin.is_standin(pynq):
-            pytest.skip("pynq is not importable here")
         from pynq.overlay import _ip_drivers
 
         devices = {}
@@ -431,8 +415,6 @@ def test_appliance_sends_the_same_orders_on_the_board_as_on_the_model(top, surfa
 # ---- the stand-in is pynq's shape --------------------------------------------------------
 def test_the_stand_in_mirrors_pynqs_signatures():
     pynq = real_pynq()
-    if pynq is None or standin.is_standin(pynq):
-        pytest.skip("pynq is not importable here")
     from pynq.buffer import PynqBuffer
     from pynq.lib.dma import DMA, _SDMAChannel
 

@@ -69,8 +69,9 @@ def demo_config(backend: str = "model"):
         "appliance": config.appliance.model_copy(update={"backend": backend})})
 
 
-@pytest.fixture(scope="module")
-def setup():
+def demo_setup(count: int):
+    """The demo configuration, its option universe and fabric configuration,
+    and the shipped day's first ``count`` frames with their capture stamps."""
     config = demo_config()
     locates = stock_locates(DEMO_CAPTURE, [c.underlying for c in config.chains])
     universe = build_universe(config.chains, locates)
@@ -78,8 +79,14 @@ def setup():
     for batch, times in replay_batches(DEMO_CAPTURE, config.feed.addresses(), 512):
         frames += batch
         stamps += times
-    end = FRAMES + MORE_FRAMES
-    return config, universe, fabric_config(config, universe), frames[:end], stamps[:end]
+        if len(frames) >= count:
+            break
+    return config, universe, fabric_config(config, universe), frames[:count], stamps[:count]
+
+
+@pytest.fixture(scope="module")
+def setup():
+    return demo_setup(FRAMES + MORE_FRAMES)
 
 
 @pytest.fixture(scope="module")
