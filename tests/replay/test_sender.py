@@ -65,12 +65,16 @@ def test_destinations():
 
 def test_paced_udp_replay_arrives_whole_and_in_order():
     receiver = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    # The default buffer holds about 256 small datagrams, and the sender's
+    # spin-wait can keep the reading thread from the GIL for the whole burst:
+    # room for all 300 means a loss here is the sender's, not the scheduler's.
+    receiver.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
     receiver.bind(("127.0.0.1", 0))
     receiver.settimeout(5)
     port = receiver.getsockname()[1]
     packets = [p for _, p in zip(range(300), ReplaySource("captures/day-clean.pcap"))]
     got = []
-    # Read while sending: the socket's buffer need not hold the whole burst.
+    # Read while sending as well.
     reader = threading.Thread(target=lambda: got.extend(
         receiver.recvfrom(65535)[0] for _ in packets))
     reader.start()
